@@ -1,0 +1,3 @@
+"""mp3d core: skeleton, camera geometry, pose model and training. Imports no rclpy and no messages."""
+
+__version__ = "0.1.0"

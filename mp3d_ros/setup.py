@@ -1,0 +1,32 @@
+"""ament_python package: the mp3d_ros nodes and the ROS-free mp3d core."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "mp3d_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="mp3d maintainers",
+    maintainer_email="maintainers@mp3d.dev",
+    description="Bottom-up multi-person 3D human pose for ROS 2.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "mp3d = mp3d.cli:main",
+            "selftest_publisher = mp3d_ros.selftest_publisher:main",
+            "selftest_listener = mp3d_ros.selftest_listener:main",
+        ],
+    },
+)
