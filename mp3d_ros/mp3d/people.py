@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,12 +35,3 @@ class Person:
     def root(self) -> np.ndarray:
         """Pelvis position, (3,)."""
         return self.joints_3d[sk.ROOT]
-
-
-@dataclass
-class Frame:
-    """All people of one image, with the image's stamp (seconds) and frame id."""
-
-    people: list[Person] = field(default_factory=list)
-    stamp: float = 0.0
-    frame_id: str = ""
