@@ -7,8 +7,8 @@ asserted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class Intrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @staticmethod
-    def from_fov(width: int, height: int, hfov_deg: float = 60.0) -> "Intrinsics":
+    def from_fov(width: int, height: int, hfov_deg: float = 60.0) -> Intrinsics:
         """Fallback intrinsics for a camera with no calibration: square pixels, principal point at
         the image centre, focal length from a horizontal field of view (60 deg by default, a
         typical webcam)."""

@@ -1,7 +1,7 @@
-"""The one skeleton table: MuPoTS-3D / MuCo 17 joints, parents, left/right pairs, colours, teacher map.
+"""The one skeleton table: MuPoTS-3D / MuCo 17 joints, parents, left/right pairs, colours.
 
-Everything that needs joint indices imports them from here. The teacher (2D keypoint detector) speaks
-COCO-17; `COCO_TO_MUPOTS` says how each of our joints is read from COCO keypoints.
+Everything that needs joint indices imports them from here. The teacher (2D keypoint detector)
+speaks COCO-17; `COCO_TO_MUPOTS` says how each of our joints is read from COCO keypoints.
 """
 
 from __future__ import annotations
@@ -70,9 +70,8 @@ LR_BONE_PAIRS: tuple[tuple[int, int], ...] = tuple(
 EVAL_JOINTS: tuple[int, ...] = tuple(i for i in range(NUM_JOINTS) if i not in (14, 15, 16))
 
 # Permutation that mirrors a skeleton left<->right (apply to the joint axis, then negate x).
-MIRROR_PERM: tuple[int, ...] = tuple(
-    {**{r: l for r, l in LR_PAIRS}, **{l: r for r, l in LR_PAIRS}}.get(i, i) for i in range(NUM_JOINTS)
-)
+_SWAP = {**{r: l for r, l in LR_PAIRS}, **{l: r for r, l in LR_PAIRS}}
+MIRROR_PERM: tuple[int, ...] = tuple(_SWAP.get(i, i) for i in range(NUM_JOINTS))
 
 # Side of each joint: +1 left, -1 right, 0 centre.
 SIDE: tuple[int, ...] = tuple(
@@ -87,7 +86,7 @@ SIDE_COLOURS: dict[int, tuple[float, float, float]] = {
 }
 JOINT_COLOURS: tuple[tuple[float, float, float], ...] = tuple(SIDE_COLOURS[s] for s in SIDE)
 
-# ---------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
 # Teacher keypoints: COCO-17.
 COCO_NAMES: tuple[str, ...] = (
     "nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow",
@@ -147,3 +146,26 @@ def mirror(joints: np.ndarray) -> np.ndarray:
     out = joints[..., list(MIRROR_PERM), :].copy()
     out[..., 0] = -out[..., 0]
     return out
+
+
+# A person standing upright facing the camera, root-relative, metres, camera optical frame
+# (x right, y down, z away from the camera). The person's right side is on the image's left.
+REST_POSE = np.array([
+    [0.00, -0.80, 0.02],   # head_top
+    [0.00, -0.50, 0.00],   # thorax
+    [-0.18, -0.48, 0.00],  # r_shoulder
+    [-0.21, -0.20, 0.02],  # r_elbow
+    [-0.23, 0.05, 0.00],   # r_wrist
+    [0.18, -0.48, 0.00],   # l_shoulder
+    [0.21, -0.20, 0.02],   # l_elbow
+    [0.23, 0.05, 0.00],    # l_wrist
+    [-0.10, 0.00, 0.00],   # r_hip
+    [-0.11, 0.43, 0.01],   # r_knee
+    [-0.11, 0.85, 0.03],   # r_ankle
+    [0.10, 0.00, 0.00],    # l_hip
+    [0.11, 0.43, 0.01],    # l_knee
+    [0.11, 0.85, 0.03],    # l_ankle
+    [0.00, 0.00, 0.00],    # pelvis
+    [0.00, -0.25, 0.00],   # spine
+    [0.00, -0.64, 0.03],   # head
+])

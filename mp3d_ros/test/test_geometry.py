@@ -1,0 +1,78 @@
+"""Camera geometry: CameraInfo intrinsics, projection round trips, resize/crop/letterbox."""
+
+import numpy as np
+import pytest
+from mp3d.geometry import (
+    Intrinsics,
+    back_project,
+    crop_intrinsics,
+    intrinsics_from_camera_info,
+    letterbox,
+    letterbox_intrinsics,
+    project,
+    resize_intrinsics,
+)
+
+INTR = Intrinsics(520.0, 515.0, 322.0, 241.0, 640, 480)
+
+
+def test_from_camera_info_k_and_p():
+    k = [520.0, 0, 322.0, 0, 515.0, 241.0, 0, 0, 1]
+    assert intrinsics_from_camera_info(k, 640, 480) == INTR
+    p = [500.0, 0, 320.0, 0.0, 0, 501.0, 240.0, 0, 0, 0, 1, 0]
+    r = intrinsics_from_camera_info(k, 640, 480, p=p, rectified=True)
+    assert (r.fx, r.fy, r.cx, r.cy) == (500.0, 501.0, 320.0, 240.0)
+
+
+@pytest.mark.parametrize("k", [[0.0] * 9, [1.0] * 8, [np.nan] + [0.0] * 8])
+def test_uncalibrated_or_malformed_k_is_a_clear_error(k):
+    with pytest.raises(ValueError):
+        intrinsics_from_camera_info(k, 640, 480)
+
+
+def test_project_back_project_round_trip():
+    rng = np.random.default_rng(1)
+    pts = rng.uniform([-2, -1, 1], [2, 1, 10], size=(5, 17, 3))
+    uv = project(pts, INTR)
+    assert uv.shape == (5, 17, 2)
+    np.testing.assert_allclose(back_project(uv, pts[..., 2], INTR), pts, atol=1e-9)
+    np.testing.assert_allclose(project(np.array([0.0, 0.0, 3.0]), INTR), [INTR.cx, INTR.cy])
+
+
+def test_shapes_are_asserted():
+    with pytest.raises(AssertionError):
+        project(np.zeros((4, 2)), INTR)
+    with pytest.raises(AssertionError):
+        back_project(np.zeros((4, 2)), np.zeros(3), INTR)
+
+
+def test_resize_keeps_rays():
+    pts = np.array([[0.3, -0.2, 4.0], [-1.0, 0.5, 2.0]])
+    small = resize_intrinsics(INTR, 320, 240)
+    uv, uv_small = project(pts, INTR), project(pts, small)
+    # pixel centres: u_small = (u + 0.5) * 0.5 - 0.5
+    np.testing.assert_allclose(uv_small, (uv + 0.5) * 0.5 - 0.5)
+
+
+def test_crop_shifts_principal_point():
+    pts = np.array([[0.3, -0.2, 4.0]])
+    c = crop_intrinsics(INTR, 100, 50, 200, 200)
+    np.testing.assert_allclose(project(pts, c), project(pts, INTR) - [100, 50])
+    assert (c.width, c.height) == (200, 200)
+
+
+def test_letterbox_round_trip_and_intrinsics():
+    lb = letterbox(640, 480, 320, 320)
+    assert lb.scale == 0.5 and lb.pad_x == 0 and lb.pad_y == 40
+    uv = np.array([[0.0, 0.0], [639.0, 479.0], [100.5, 200.25]])
+    np.testing.assert_allclose(lb.to_src(lb.to_out(uv)), uv)
+    pts = np.array([[0.3, -0.2, 4.0], [-1.0, 0.5, 2.0]])
+    li = letterbox_intrinsics(INTR, lb)
+    np.testing.assert_allclose(project(pts, li), lb.to_out(project(pts, INTR)))
+
+
+def test_fov_fallback():
+    f = Intrinsics.from_fov(640, 480, 90.0)
+    assert f.fx == pytest.approx(320.0) and f.cx == 319.5
+    with pytest.raises(ValueError):
+        Intrinsics(0.0, 1.0, 0.0, 0.0, 10, 10)
