@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Modules providing subcommands, in help order.
-TOOL_MODULES: tuple[str, ...] = ("mp3d.skeleton_cli",)
+TOOL_MODULES: tuple[str, ...] = ("mp3d.skeleton_cli", "mp3d.mocap.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
