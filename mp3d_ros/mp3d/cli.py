@@ -12,7 +12,9 @@ import importlib
 import sys
 
 # Modules providing subcommands, in help order.
-TOOL_MODULES: tuple[str, ...] = ("mp3d.skeleton_cli", "mp3d.mocap.cli")
+TOOL_MODULES: tuple[str, ...] = (
+    "mp3d.skeleton_cli", "mp3d.mocap.cli", "mp3d.train_cli", "mp3d.eval_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,119 @@
+"""The pose-map stage: teacher keypoints -> P's inputs, synthetic scenes -> P's targets, P's loss.
+
+P reads per-joint heatmaps of the teacher's COCO-17 keypoints (mp3d.heatmaps) plus two ray
+channels, and emits the person maps of mp3d.personmaps. Its labels come free from synthetic
+scenes (mp3d.scenes); its pose output goes through the prior's frozen decoder (mp3d.prior).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from mp3d import skeleton as sk
+from mp3d.heatmaps import HeatmapConfig, ray_channels, render_keypoint_heatmaps
+from mp3d.networks import NetConfig, PoseMapNet
+from mp3d.personmaps import MapConfig, MapTargets, encode_targets, gather
+from mp3d.prior import rot6d_to_matrix
+from mp3d.scenes import SceneBatch
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    centre: float = 1.0
+    pose: float = 5.0      # L1 of root-relative joints, metres
+    latent: float = 0.05   # squared distance to the prior encoder's code of the true pose
+    rot: float = 1.0       # Frobenius distance of orientation matrices
+    depth: float = 1.0     # L1 of the depth code (log depth)
+    offset: float = 1.0    # L1 of the sub-cell root offset (cells)
+
+
+@dataclass(frozen=True)
+class PoseMapConfig:
+    """Everything the P stage needs at inference (stored in its checkpoint)."""
+
+    net: NetConfig = field(default_factory=NetConfig)
+    heatmap: HeatmapConfig = field(default_factory=HeatmapConfig)
+    maps: MapConfig = field(default_factory=MapConfig)
+
+    def to_dict(self) -> dict:
+        return {"net": asdict(self.net), "heatmap": asdict(self.heatmap), "maps": asdict(self.maps)}
+
+    @staticmethod
+    def from_dict(d: dict) -> PoseMapConfig:
+        net = dict(d["net"])
+        net["widths"] = tuple(net["widths"])
+        return PoseMapConfig(NetConfig(**net), HeatmapConfig(**d["heatmap"]),
+                             MapConfig(**d["maps"]))
+
+
+def posemap_inputs(kp: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, width: int,
+                   height: int, cfg: HeatmapConfig) -> torch.Tensor:
+    """Teacher keypoints of a batch -> P's input: kp (B, Q, 17, 2) COCO-17 pixels, conf (B, Q, 17),
+    intrinsics (B, 4) -> (B, 19, gh, gw) heatmaps + ray channels at cfg.stride."""
+    heat = render_keypoint_heatmaps(kp, conf, width, height, cfg)
+    rays = ray_channels(intrinsics, width, height, cfg.stride)
+    return torch.cat([heat, rays], dim=1)
+
+
+def scene_targets(batch: SceneBatch, cfg: MapConfig) -> MapTargets:
+    """Exact person-map targets of synthetic scenes."""
+    root = batch.joints_cam[:, :, sk.ROOT]
+    return encode_targets(batch.root2d, root[..., 2], batch.rot,
+                          batch.joints_cam - root[:, :, None], batch.size2d, batch.valid,
+                          batch.intrinsics[:, 0], batch.width, batch.height, cfg)
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0,
+               beta: float = 4.0) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss on a Gaussian-splatted target, normalised by the
+    number of peaks (cells where target == 1)."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.eq(1).float()
+    pos_loss = -torch.log(p) * (1 - p) ** alpha * pos
+    neg_loss = -torch.log(1 - p) * p ** alpha * (1 - target) ** beta * (1 - pos)
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp_min(1.0)
+
+
+def posemap_loss(out: dict[str, torch.Tensor], t: MapTargets, decoder: torch.nn.Module,
+                 z_target: torch.Tensor, w: LossWeights = LossWeights()
+                 ) -> tuple[torch.Tensor, dict[str, float]]:
+    """P's training loss. out: network maps; t: targets; z_target (B, P, D): the prior encoder's
+    code of each true canonical pose. Returns the loss and per-term logs (pose term also in mm)."""
+    logs: dict[str, float] = {}
+    loss_c = focal_loss(out["centre"], t.centre)
+    m = t.mask
+    if not bool(m.any()):
+        return w.centre * loss_c, {"centre": float(loss_c.detach())}
+    z = gather(out["z"], t.index)[m]
+    r6 = gather(out["rot6d"], t.index)[m]
+    dep = gather(out["depth"], t.index)[m][:, 0]
+    off = gather(out["offset"], t.index)[m]
+    rot = rot6d_to_matrix(r6)
+    rel = torch.einsum("nij,nkj->nki", rot, decoder(z))
+    gt_rel = t.joints_rel[m]
+    gt_rot = rot6d_to_matrix(t.rot6d[m])
+    terms = {
+        "centre": loss_c,
+        "pose": (rel - gt_rel).abs().sum(-1).mean(),
+        "latent": ((z - z_target[m]) ** 2).sum(-1).mean(),
+        "rot": ((rot - gt_rot) ** 2).sum((-1, -2)).mean(),
+        "depth": (dep - t.depth[m]).abs().mean(),
+        "offset": (off - t.offset[m]).abs().sum(-1).mean(),
+    }
+    loss = sum(getattr(w, k) * v for k, v in terms.items())
+    logs = {k: float(v.detach()) for k, v in terms.items()}
+    logs["mpjpe_mm"] = 1000.0 * float((rel - gt_rel).norm(dim=-1).mean().detach())
+    return loss, logs
+
+
+def load_posemap(ckpt: dict) -> tuple[PoseMapNet, PoseMapConfig]:
+    """Rebuild P and its stage config from a checkpoint dict (kind 'mp3d.posemap')."""
+    if ckpt.get("kind") != "mp3d.posemap":
+        raise ValueError(f"not a pose-map checkpoint (kind={ckpt.get('kind')!r})")
+    cfg = PoseMapConfig.from_dict(ckpt["config"])
+    net = PoseMapNet(cfg.net)
+    net.load_state_dict(ckpt["state_dict"])
+    return net.eval(), cfg

@@ -1,0 +1,92 @@
+"""Fully convolutional networks that emit the person maps: the pose-map network P and its heads.
+
+Plain 3x3 convolutions, batch norm, ReLU, nearest upsampling and addition only, so the networks
+export cleanly to ONNX and TensorRT. Output maps have stride `MapConfig.stride` (8) with respect to
+the image; P reads keypoint heatmaps at stride 4 (mp3d.heatmaps) plus two ray channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    in_channels: int = 17 + 2          # COCO-17 keypoint heatmaps + (u-cx)/fx, (v-cy)/fy rays
+    widths: tuple[int, ...] = (48, 64, 96, 128, 160)  # stride 8, 16, 32, 64, 128 (image pixels)
+    head_width: int = 64
+    latent_dim: int = 32               # must equal the prior's latent size
+    input_stride: int = 4              # stride of the input maps with respect to the image
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class Block(nn.Module):
+    """Residual block of two 3x3 convolutions."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.a = conv_bn(width, width)
+        self.b = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.b(self.a(x)))
+
+
+class MapHeads(nn.Module):
+    """Per-cell outputs: centre logit (1), latent z (D), rotation 6D (6), depth code (1),
+    sub-cell root offset (2). Shared by P and the image student."""
+
+    def __init__(self, width: int, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.centre = nn.Sequential(conv_bn(width, width), nn.Conv2d(width, 1, 1))
+        self.code = nn.Sequential(conv_bn(width, width),
+                                  nn.Conv2d(width, latent_dim + 6 + 1 + 2, 1))
+        nn.init.constant_(self.centre[-1].bias, -4.0)  # start with few people (focal-loss prior)
+
+    def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
+        code = self.code(f)
+        d = self.latent_dim
+        return {"centre": self.centre(f), "z": code[:, :d], "rot6d": code[:, d:d + 6],
+                "depth": code[:, d + 6:d + 7], "offset": code[:, d + 7:d + 9]}
+
+
+class PoseMapNet(nn.Module):
+    """P: keypoint heatmaps + ray channels at stride 4 -> person maps at stride 8.
+
+    An encoder down to stride 128 (a receptive field that covers a person filling the frame),
+    then a top-down path with lateral additions back to stride 8.
+    """
+
+    def __init__(self, cfg: NetConfig = NetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.widths
+        self.stem = nn.Sequential(conv_bn(cfg.in_channels, w[0], stride=2), Block(w[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(conv_bn(w[i], w[i + 1], stride=2), Block(w[i + 1]))
+            for i in range(len(w) - 1))
+        self.lateral = nn.ModuleList(nn.Conv2d(wi, cfg.head_width, 1) for wi in w)
+        self.smooth = conv_bn(cfg.head_width, cfg.head_width)
+        self.heads = MapHeads(cfg.head_width, cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: (B, in_channels, H/4, W/4) -> maps at (H/8, W/8)."""
+        feats = [self.stem(x)]
+        for layer in self.down:
+            feats.append(layer(feats[-1]))
+        y = self.lateral[-1](feats[-1])
+        for f, lat in zip(reversed(feats[:-1]), reversed(self.lateral[:-1])):
+            y = nn.functional.interpolate(y, size=f.shape[-2:], mode="nearest") + lat(f)
+        return self.heads(self.smooth(y))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
