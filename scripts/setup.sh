@@ -2,8 +2,17 @@
 # One-command environment: a .venv with ROS 2 Kilted (wheels), torch (CPU) and the pinned
 # dependencies, then a colcon build of mp3d_msgs and mp3d_ros into install/.
 # Idempotent: a second run on a ready tree only checks stamps and returns in seconds.
-# Usage: bash scripts/setup.sh        (then: . scripts/env.sh)
+# With --teacher, also the optional teacher extra (YOLO11n-pose, BlazePose) in its own
+# .venv-teacher (torch 2.14.1 + torchvision; about 95 s and 7 GB the first time).
+# Usage: bash scripts/setup.sh [--teacher]        (then: . scripts/env.sh)
 set -euo pipefail
+TEACHER=0
+for arg in "$@"; do
+  case "$arg" in
+    --teacher) TEACHER=1 ;;
+    *) echo "usage: $0 [--teacher]" >&2; exit 2 ;;
+  esac
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${PYTHON:-python3}"
@@ -26,7 +35,7 @@ if [ "$(cat "$VENV/.mp3d-req" 2>/dev/null)" != "$REQ_HASH" ]; then
   # The wheels' CMake export files name the build machine's Python; point them at this venv.
   INC=$(python -c "import sysconfig; print(sysconfig.get_paths()['include'])")
   NP=$(python -c "import numpy; print(numpy.get_include())")
-  grep -rl /opt/python/cp311 "$VENV/share" --include=*.cmake | xargs -r sed -i \
+  { grep -rl /opt/python/cp311 "$VENV/share" --include=*.cmake || true; } | xargs -r sed -i \
     -e "s#/opt/python/cp311-cp311/include/python3.11#$INC#g" \
     -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$NP#g"
   echo "$REQ_HASH" > "$VENV/.mp3d-req"
@@ -46,5 +55,23 @@ if [ "$(cat install/.mp3d-src 2>/dev/null)" != "$SRC_HASH" ] || [ ! -f install/s
   echo "$SRC_HASH" > install/.mp3d-src
 else
   echo "[setup] build up to date"
+fi
+
+# 3. Optional teacher extra, isolated: it needs another torch and pulls other OpenCV wheels.
+if [ "$TEACHER" = 1 ]; then
+  TVENV="$ROOT/.venv-teacher"
+  T_HASH="$(hash_of requirements-teacher.txt)"
+  if [ "$(cat "$TVENV/.mp3d-req" 2>/dev/null)" != "$T_HASH" ]; then
+    echo "[setup] installing the teacher extra into $TVENV (about 95 s)"
+    [ -x "$TVENV/bin/python" ] || "$PY" -m venv "$TVENV"
+    "$TVENV/bin/python" -m pip install -q --upgrade pip
+    "$TVENV/bin/python" -m pip install -q -r requirements-teacher.txt
+    # The ROS-free core is importable there straight from the source tree.
+    SITE=$("$TVENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    echo "$ROOT/mp3d_ros" > "$SITE/mp3d_source.pth"
+    echo "$T_HASH" > "$TVENV/.mp3d-req"
+  else
+    echo "[setup] teacher extra up to date"
+  fi
 fi
 echo "[setup] ready: . scripts/env.sh"

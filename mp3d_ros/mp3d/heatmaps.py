@@ -28,6 +28,7 @@ class HeatmapConfig:
     stride: int = 4          # one heatmap cell = stride x stride image pixels
     sigma: float = 1.5       # Gaussian sd, in cells
     min_conf: float = 0.1    # keypoints with lower confidence are not drawn
+    offset_radius: float = 40.0  # offset fields reach this far (cells) from a keypoint
     truncate: float = 6.0    # each 1D Gaussian is exactly 0 beyond this many sigma (keeps the
     # arithmetic clear of denormal floats, which are slow on CPUs; exp(-18) = 1.5e-8 is invisible)
 
@@ -108,3 +109,41 @@ def ray_channels(intrinsics: np.ndarray | torch.Tensor, width: int, height: int,
     ru = ((u[None, None, :] - cx) / fx).expand(-1, gh, -1)
     rv = ((v[None, :, None] - cy) / fy).expand(-1, -1, gw)
     return torch.stack([ru, rv], dim=1).contiguous()
+
+
+def render_offset_fields(kp: np.ndarray | torch.Tensor, conf: np.ndarray | torch.Tensor,
+                         width: int, height: int, cfg: HeatmapConfig) -> torch.Tensor:
+    """Per-joint offset fields: at each cell, the vector (in units of cfg.offset_radius cells)
+    from the cell centre to the nearest drawn keypoint of that joint type, 0 where none lies
+    within the radius.
+
+    Same inputs and drawing rule as render_keypoint_heatmaps; returns (B, 2K, gh, gw) float32,
+    channels (dx_0, dy_0, dx_1, dy_1, ...). With the heatmaps, they carry the keypoints' exact
+    positions to every cell nearby, so a cell at a person's centre sees the person's 2D pose
+    without any grouping step.
+    """
+    kp = torch.as_tensor(kp, dtype=torch.float32)
+    conf = torch.as_tensor(conf, dtype=torch.float32, device=kp.device)
+    assert kp.ndim == 4 and kp.shape[-1] == 2 and conf.shape == kp.shape[:-1], (
+        kp.shape, conf.shape)
+    B, Q, K, _ = kp.shape
+    gw, gh = grid_size(width, height, cfg.stride)
+    ok = torch.isfinite(kp).all(-1) & torch.isfinite(conf) & (conf >= cfg.min_conf) & (conf > 0)
+    g = image_to_grid(torch.where(ok[..., None], kp, torch.zeros_like(kp)), cfg.stride)
+    xs = torch.arange(gw, dtype=torch.float32, device=kp.device)
+    ys = torch.arange(gh, dtype=torch.float32, device=kp.device)
+    best = torch.full((B, K, gh, gw), float("inf"), device=kp.device)
+    ox = torch.zeros(B, K, gh, gw, device=kp.device)
+    oy = torch.zeros(B, K, gh, gw, device=kp.device)
+    for q in torch.nonzero(ok.any(dim=(0, 2))).flatten().tolist():
+        dx = g[:, q, :, 0, None, None] - xs               # (B, K, 1, gw)
+        dy = g[:, q, :, 1, None, None] - ys[:, None]      # (B, K, gh, 1)
+        d2 = (dx * dx + dy * dy).masked_fill_(~ok[:, q, :, None, None], float("inf"))
+        closer = d2 < best
+        torch.minimum(best, d2, out=best)
+        ox = torch.where(closer, dx, ox)
+        oy = torch.where(closer, dy, oy)
+    out = torch.stack([ox, oy], dim=2)
+    inside = (best <= cfg.offset_radius ** 2)[:, :, None]
+    out = torch.where(inside, out / cfg.offset_radius, torch.zeros_like(out))
+    return out.reshape(B, 2 * K, gh, gw)

@@ -13,7 +13,12 @@ import numpy as np
 import torch
 
 from mp3d import skeleton as sk
-from mp3d.heatmaps import HeatmapConfig, ray_channels, render_keypoint_heatmaps
+from mp3d.heatmaps import (
+    HeatmapConfig,
+    ray_channels,
+    render_keypoint_heatmaps,
+    render_offset_fields,
+)
 from mp3d.networks import NetConfig, PoseMapNet
 from mp3d.personmaps import MapConfig, MapTargets, encode_targets, gather
 from mp3d.prior import rot6d_to_matrix
@@ -24,7 +29,7 @@ from mp3d.scenes import SceneBatch
 class LossWeights:
     centre: float = 1.0
     pose: float = 5.0      # L1 of root-relative joints, metres
-    latent: float = 0.05   # squared distance to the prior encoder's code of the true pose
+    latent: float = 0.1    # squared distance to the prior encoder's code of the true pose
     rot: float = 1.0       # Frobenius distance of orientation matrices
     depth: float = 1.0     # L1 of the depth code (log depth)
     offset: float = 1.0    # L1 of the sub-cell root offset (cells)
@@ -52,10 +57,12 @@ class PoseMapConfig:
 def posemap_inputs(kp: np.ndarray, conf: np.ndarray, intrinsics: np.ndarray, width: int,
                    height: int, cfg: HeatmapConfig) -> torch.Tensor:
     """Teacher keypoints of a batch -> P's input: kp (B, Q, 17, 2) COCO-17 pixels, conf (B, Q, 17),
-    intrinsics (B, 4) -> (B, 19, gh, gw) heatmaps + ray channels at cfg.stride."""
+    intrinsics (B, 4) -> (B, 53, gh, gw): heatmaps, offset fields and ray channels at
+    cfg.stride."""
     heat = render_keypoint_heatmaps(kp, conf, width, height, cfg)
+    offsets = render_offset_fields(kp, conf, width, height, cfg)
     rays = ray_channels(intrinsics, width, height, cfg.stride)
-    return torch.cat([heat, rays], dim=1)
+    return torch.cat([heat, offsets, rays], dim=1)
 
 
 def scene_targets(batch: SceneBatch, cfg: MapConfig) -> MapTargets:

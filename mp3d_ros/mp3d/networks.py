@@ -15,7 +15,8 @@ from torch import nn
 
 @dataclass(frozen=True)
 class NetConfig:
-    in_channels: int = 17 + 2          # COCO-17 keypoint heatmaps + (u-cx)/fx, (v-cy)/fy rays
+    # COCO-17 keypoint heatmaps, their 2 x 17 offset fields, (u-cx)/fx and (v-cy)/fy rays
+    in_channels: int = 17 + 34 + 2
     widths: tuple[int, ...] = (48, 64, 96, 128, 160)  # stride 8, 16, 32, 64, 128 (image pixels)
     head_width: int = 64
     latent_dim: int = 32               # must equal the prior's latent size

@@ -73,7 +73,7 @@ def train_posemap(args: argparse.Namespace) -> Path:
         rng = np.random.default_rng([args.seed, start])
 
     def lr_at(s: int) -> float:
-        warm = min(1.0, (s + 1) / 100)
+        warm = min(1.0, (s + 1) / max(1, min(100, args.steps // 10)))
         return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
 
     def save(step: int) -> None:

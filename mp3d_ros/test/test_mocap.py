@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import fetch_mocap
 from mp3d import skeleton as sk
 from mp3d.mocap import cli as mocap_cli
 from mp3d.mocap import dataset as ds
@@ -38,23 +35,6 @@ DATA = Path(__file__).resolve().parent / "data" / "bvh"
 J = sk.INDEX
 
 
-def _fetch() -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable}
-    return subprocess.run(["bash", str(REPO / "scripts" / "fetch_mocap.sh")], env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="session")
-def lafan1_paths() -> dict[str, Path]:
-    """The two LaFAN1 clips, fetched from PyPI (bvhtools sdist) into cache/mocap/ if missing."""
-    res = _fetch()
-    if res.returncode != 0:
-        pytest.fail(f"scripts/fetch_mocap.sh failed ({res.returncode}):\n{res.stderr}")
-    paths = [Path(p) for p in res.stdout.split()]
-    assert [p.name for p in paths] == ["test.bvh", "test2.bvh"], res.stdout
-    return {p.name: p for p in paths}
-
-
 @pytest.fixture(scope="session")
 def lafan1(lafan1_paths):
     return {name: read_bvh(p) for name, p in lafan1_paths.items()}
@@ -70,7 +50,7 @@ def lafan1_joints(lafan1):
 
 
 def test_fetch_is_idempotent(lafan1_paths):
-    res = _fetch()
+    res = fetch_mocap()
     assert res.returncode == 0, res.stderr
     assert "present" in res.stderr
     assert [Path(p) for p in res.stdout.split()] == list(lafan1_paths.values())
