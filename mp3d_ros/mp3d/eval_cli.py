@@ -1,4 +1,4 @@
-"""`mp3d eval ...`: the evaluation commands (lifting)."""
+"""`mp3d eval ...`: the evaluation commands (lifting, images)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="evaluate a model (lifting)")
+    p = sub.add_parser("eval", help="evaluate a model (lifting, images)")
     which = p.add_subparsers(dest="what", metavar="WHAT", required=True)
     from mp3d import eval_lifting
 
     q = which.add_parser("lifting", help="P + map decoding on held-out synthetic scenes")
     eval_lifting.add_arguments(q)
     q.set_defaults(func=eval_lifting.run)
+
+    from mp3d import eval_images
+
+    q = which.add_parser("images", help="the image student on held-out frames, vs the teacher")
+    eval_images.add_arguments(q)
+    q.set_defaults(func=eval_images.run)

@@ -91,3 +91,47 @@ class PoseMapNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The image student S: RGB image -> the same person maps as P, at stride 8."""
+
+    widths: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128)  # strides 2..128
+    head_width: int = 48
+    latent_dim: int = 32
+    input_width: int = 512   # images are letterboxed to this size
+    input_height: int = 384
+
+
+class StudentNet(nn.Module):
+    """S: a plain-convolution encoder (stride 2 .. 128) and a top-down path to stride 8.
+
+    Input: (B, 3, H, W) RGB in [0, 1] (normalisation is inside, so exported graphs take plain
+    pixels / 255). Output: MapHeads' maps at (H/8, W/8).
+    """
+
+    def __init__(self, cfg: StudentConfig = StudentConfig()):
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.widths
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.stem = nn.Sequential(conv_bn(3, w[0], stride=2), conv_bn(w[0], w[1], stride=2))
+        self.down = nn.ModuleList(
+            nn.Sequential(conv_bn(w[i], w[i + 1], stride=2), Block(w[i + 1]))
+            for i in range(1, len(w) - 1))
+        self.lateral = nn.ModuleList(nn.Conv2d(wi, cfg.head_width, 1) for wi in w[2:])
+        self.smooth = conv_bn(cfg.head_width, cfg.head_width)
+        self.heads = MapHeads(cfg.head_width, cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.stem((x - self.mean) / self.std)
+        feats = []
+        for layer in self.down:
+            y = layer(y)
+            feats.append(y)          # strides 8, 16, ..., 128
+        y = self.lateral[-1](feats[-1])
+        for f, lat in zip(reversed(feats[:-1]), reversed(self.lateral[:-1])):
+            y = nn.functional.interpolate(y, size=f.shape[-2:], mode="nearest") + lat(f)
+        return self.heads(self.smooth(y))

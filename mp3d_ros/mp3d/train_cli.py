@@ -1,4 +1,4 @@
-"""`mp3d train ...`: the training commands (prior, posemap)."""
+"""`mp3d train ...`: the training commands (prior, posemap, student)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (prior, posemap)")
+    p = sub.add_parser("train", help="train a model (prior, posemap, student)")
     which = p.add_subparsers(dest="model", metavar="MODEL", required=True)
 
     from mp3d import train_prior
@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     train_posemap.add_arguments(q)
     q.set_defaults(func=_posemap)
 
+    from mp3d import train_student
+
+    q = which.add_parser("student", help="the image student S, by cross-modal alignment")
+    train_student.add_arguments(q)
+    q.set_defaults(func=_student)
+
 
 def _prior(args: argparse.Namespace) -> int:
     from mp3d.train_prior import print_result, train_prior
@@ -33,4 +39,11 @@ def _posemap(args: argparse.Namespace) -> int:
     from mp3d.train_posemap import train_posemap
 
     train_posemap(args)
+    return 0
+
+
+def _student(args: argparse.Namespace) -> int:
+    from mp3d.train_student import train_student
+
+    train_student(args)
     return 0

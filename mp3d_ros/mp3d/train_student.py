@@ -1,0 +1,348 @@
+"""Train the image student S by cross-modal alignment on unlabeled images (METHOD.md).
+
+On each unlabeled frame, the frozen teacher's keypoints (cached by `mp3d teach`) are rendered to
+P's inputs, and the frozen pose-map network P gives person maps: those are S's targets. S is
+trained so that (1) its centre map agrees with P's (focal loss), (2) its codes agree with P's at
+P's people (latent z, orientation, depth, offset: the shared latent space), and its decoded poses
+agree with P's, (3) its decoded people, placed at its own depth and projected with the
+intrinsics, land on the teacher's confident keypoints (reprojection), and (4) its codes stay
+inside the prior's support. No image has a label. Horizontal flips double the data: the flipped
+frame's targets come from P on the flipped teacher keypoints. Several processes train with DDP
+when started by torchrun (gloo on CPU, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from mp3d import skeleton as sk
+from mp3d.estimator import student_checkpoint
+from mp3d.geometry import Intrinsics, letterbox, letterbox_intrinsics
+from mp3d.lifting import focal_loss, load_posemap, posemap_inputs
+from mp3d.networks import StudentConfig, StudentNet, count_parameters
+from mp3d.paths import default_model
+from mp3d.personmaps import MapConfig, decode_maps, find_peaks, gather
+from mp3d.prior import PosePrior, rot6d_to_matrix
+from mp3d.training import CsvLog, load_checkpoint, plot_curves, resolve_device, save_checkpoint
+
+LOG_FIELDS = ["step", "loss", "centre", "z", "rot", "depth", "offset", "pose", "reproj", "prior",
+              "lr"]
+_FLIP_COCO = np.arange(17)
+for _r, _l in sk.COCO_LR_PAIRS:
+    _FLIP_COCO[_r], _FLIP_COCO[_l] = _l, _r
+
+
+@dataclass(frozen=True)
+class StudentLossWeights:
+    centre: float = 1.0
+    z: float = 0.05
+    rot: float = 0.5
+    depth: float = 1.0
+    offset: float = 1.0
+    pose: float = 5.0
+    reproj: float = 1.0
+    prior: float = 1e-3
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="unlabeled images: video, folder or rosbag2")
+    p.add_argument("--topic", help="image topic (bags)")
+    p.add_argument("--start-frac", type=float, default=0.0)
+    p.add_argument("--end-frac", type=float, default=0.75)
+    p.add_argument("--teacher-cache", default="cache/teacher")
+    p.add_argument("--teacher", default="yolo11n-pose")
+    p.add_argument("--prior", default=str(default_model("prior.pt")))
+    p.add_argument("--posemap", default=str(default_model("posemap.pt")))
+    p.add_argument("--hfov", type=float, default=60.0,
+                   help="assumed horizontal field of view (deg) when the data has no intrinsics")
+    p.add_argument("--out", default="runs/student")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--min-teacher-conf", type=float, default=0.5,
+                   help="teacher keypoints used by the reprojection loss")
+
+
+@dataclass
+class Prepared:
+    """Everything training reads, computed once: inputs, P's targets and teacher keypoints.
+
+    Index f in [0, 2F): frame f % F, flipped when f >= F."""
+
+    images: np.ndarray        # (F, h, w, 3) uint8, letterboxed to the student's input size
+    intr: np.ndarray          # (2F, 4) input-space intrinsics (flipped: cx mirrored)
+    p_maps: torch.Tensor      # (2F, C, gh, gw) float16: centre logit, z, rot6d, depth, offset
+    peak_index: list[np.ndarray]    # per f: cells of P's people
+    peak_teacher: list[np.ndarray]  # per f: (M, 17, 3) teacher joints (MuPoTS order) x, y, conf
+    peak_size: list[np.ndarray]     # per f: (M,) teacher person size (px), 0 if unassociated
+
+
+def _split_maps(m: torch.Tensor, d: int) -> dict[str, torch.Tensor]:
+    return {"centre": m[:, :1], "z": m[:, 1:1 + d], "rot6d": m[:, 1 + d:7 + d],
+            "depth": m[:, 7 + d:8 + d], "offset": m[:, 8 + d:10 + d]}
+
+
+def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
+            prior: PosePrior) -> Prepared:
+    from mp3d.imagedata import open_dataset, split_by_time
+    from mp3d.teach_cli import teacher_name_for
+    from mp3d.teachers import TeacherCache
+
+    net_p, pcfg = load_posemap(load_checkpoint(posemap_path, "mp3d.posemap"))
+    ds = open_dataset(args.data, topic=args.topic) if args.topic else open_dataset(args.data)
+    frames = split_by_time(ds, args.start_frac, args.end_frac)
+    cache = TeacherCache(args.teacher_cache)
+    name = teacher_name_for(args.teacher_cache, args.data, args.teacher)
+    W, H = scfg.input_width, scfg.input_height
+    images, intr, kps, confs = [], [], [], []
+    for fr in tqdm(frames, desc="frames", disable=_rank() != 0):
+        people = cache.lookup(fr, name)
+        if people is None:
+            raise LookupError(f"frame {fr.frame_id} has no cached teacher output: run "
+                              f"`mp3d teach {args.data}` over the training frames first")
+        rgb = fr.rgb
+        h, w = rgb.shape[:2]
+        lb = letterbox(w, h, W, H)
+        img = np.zeros((H, W, 3), np.uint8)
+        nw, nh = round(w * lb.scale), round(h * lb.scale)
+        img[int(lb.pad_y):int(lb.pad_y) + nh, int(lb.pad_x):int(lb.pad_x) + nw] = cv2.resize(
+            rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+        k = (Intrinsics(fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2], w, h)
+             if fr.K is not None else Intrinsics.from_fov(w, h, args.hfov))
+        ki = letterbox_intrinsics(k, lb)
+        images.append(img)
+        intr.append([ki.fx, ki.fy, ki.cx, ki.cy])
+        kps.append(lb.to_out(people.keypoints) if len(people) else np.zeros((0, 17, 2)))
+        confs.append(people.scores if len(people) else np.zeros((0, 17)))
+    F = len(images)
+    intr = np.array(intr)
+    flip_intr = intr.copy()
+    flip_intr[:, 2] = W - 1 - intr[:, 2]
+    all_intr = np.concatenate([intr, flip_intr])
+    all_kp = kps + [np.stack([W - 1 - k[:, _FLIP_COCO, 0], k[:, _FLIP_COCO, 1]], -1)
+                    for k in kps]
+    all_conf = confs + [c[:, _FLIP_COCO] for c in confs]
+
+    maps, peak_index, peak_teacher, peak_size = [], [], [], []
+    d = pcfg.net.latent_dim
+    for s in tqdm(range(0, 2 * F, 16), desc="P targets", disable=_rank() != 0):
+        idx = range(s, min(2 * F, s + 16))
+        q = max([len(all_kp[i]) for i in idx] + [1])
+        kp = np.full((len(idx), q, 17, 2), np.nan)
+        cf = np.zeros((len(idx), q, 17))
+        for j, i in enumerate(idx):
+            kp[j, :len(all_kp[i])] = all_kp[i]
+            cf[j, :len(all_conf[i])] = all_conf[i]
+        with torch.no_grad():
+            out = net_p(posemap_inputs(kp, cf, all_intr[list(idx)], W, H, pcfg.heatmap))
+            dec = decode_maps(out, all_intr[list(idx)], prior.decoder, pcfg.maps)
+            peaks = find_peaks(torch.sigmoid(out["centre"]), pcfg.maps)
+        maps.append(torch.cat([out[k] for k in ("centre", "z", "rot6d", "depth", "offset")],
+                              1).half())
+        for j, i in enumerate(idx):
+            cells = peaks[j][1].numpy()
+            tj = np.zeros((len(cells), 17, 3))
+            size = np.zeros(len(cells))
+            kpi, cfi = all_kp[i], all_conf[i]
+            if len(kpi) and len(cells):
+                joints, jconf = sk.coco_to_mupots(kpi, cfi)
+                ok = jconf >= args.min_teacher_conf
+                hips = joints[:, sk.ROOT]
+                box = [np.ptp(np.where(ok[n, :, None], joints[n], np.nan)[ok[n]], axis=0)
+                       if ok[n].sum() >= 2 else np.zeros(2) for n in range(len(kpi))]
+                psize = np.array([b.max() for b in box])
+                for m, r in enumerate(dec[j].root2d):
+                    dist_ = np.linalg.norm(hips - r, axis=-1)
+                    dist_[~ok[:, sk.ROOT]] = np.inf
+                    n = int(np.argmin(dist_))
+                    if dist_[n] <= max(8.0, 0.3 * psize[n]) and psize[n] > 0:
+                        tj[m, :, :2] = np.nan_to_num(joints[n])
+                        tj[m, :, 2] = np.where(ok[n], jconf[n], 0.0)
+                        size[m] = psize[n]
+            peak_index.append(cells)
+            peak_teacher.append(tj)
+            peak_size.append(size)
+    del d
+    return Prepared(np.stack(images), all_intr, torch.cat(maps), peak_index, peak_teacher,
+                    peak_size)
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random brightness, contrast and colour gains, and a little noise; x (B, 3, H, W) in 0..1."""
+    B = x.shape[0]
+    gain = 1 + 0.25 * (torch.rand(B, 1, 1, 1, generator=gen) * 2 - 1)
+    colour = 1 + 0.08 * (torch.rand(B, 3, 1, 1, generator=gen) * 2 - 1)
+    mean = x.mean((1, 2, 3), keepdim=True)
+    contrast = 1 + 0.25 * (torch.rand(B, 1, 1, 1, generator=gen) * 2 - 1)
+    x = ((x - mean) * contrast + mean) * gain * colour
+    return (x + 0.01 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+
+
+def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: torch.Tensor,
+                 mask: torch.Tensor, teacher: torch.Tensor, size: torch.Tensor,
+                 intr: torch.Tensor, decoder: torch.nn.Module, mcfg: MapConfig,
+                 w: StudentLossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+    """S's loss against P's maps. index/mask (B, M): P's people cells; teacher (B, M, 17, 3)
+    teacher joints (x, y, conf) in input pixels; size (B, M) their 2D size (0: none);
+    intr (B, 4) input-space intrinsics."""
+    target = torch.sigmoid(p["centre"].float())
+    B, _, gh, gw = target.shape
+    flat = target.view(B, -1)
+    b_idx = torch.arange(B)[:, None].expand_as(index)
+    flat = flat.clone()
+    flat[b_idx[mask], index[mask]] = 1.0
+    terms = {"centre": focal_loss(s["centre"], flat.view_as(target))}
+    zero = s["centre"].sum() * 0
+    if not bool(mask.any()):
+        return w.centre * terms["centre"], {"centre": float(terms["centre"].detach())}
+    g = {k: gather(v, index)[mask] for k, v in s.items() if k != "centre"}
+    t = {k: gather(v.float(), index)[mask] for k, v in p.items() if k != "centre"}
+    rot_s, rot_p = rot6d_to_matrix(g["rot6d"]), rot6d_to_matrix(t["rot6d"])
+    rel_s = torch.einsum("nij,nkj->nki", rot_s, decoder(g["z"]))
+    with torch.no_grad():
+        rel_p = torch.einsum("nij,nkj->nki", rot_p, decoder(t["z"]))
+    terms["z"] = ((g["z"] - t["z"]) ** 2).sum(-1).mean()
+    terms["rot"] = ((rot_s - rot_p) ** 2).sum((-1, -2)).mean()
+    terms["depth"] = (g["depth"] - t["depth"]).abs().mean()
+    terms["offset"] = (g["offset"] - t["offset"]).abs().sum(-1).mean()
+    terms["pose"] = (rel_s - rel_p).abs().sum(-1).mean()
+    terms["prior"] = 0.5 * (g["z"] ** 2).sum(-1).mean()
+    # Reprojection: S's person, at S's depth and root pixel, projected onto the teacher's joints.
+    sz = size[mask]
+    have = sz > 0
+    if bool(have.any()):
+        fx, fy, cx, cy = (intr[:, i, None].expand_as(index)[mask] for i in range(4))
+        cells = index[mask]
+        u = ((cells % gw).float() + g["offset"][:, 0] - 0.5 + 0.5) * mcfg.stride - 0.5
+        v = ((cells // gw).float() + g["offset"][:, 1] - 0.5 + 0.5) * mcfg.stride - 0.5
+        depth = fx * torch.exp(g["depth"][:, 0] - mcfg.depth_offset)
+        root = torch.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], -1)
+        joints = rel_s + root[:, None]
+        zc = joints[..., 2].clamp_min(0.1)
+        proj = torch.stack([fx[:, None] * joints[..., 0] / zc + cx[:, None],
+                            fy[:, None] * joints[..., 1] / zc + cy[:, None]], -1)
+        tj = teacher[mask]
+        err = (proj - tj[..., :2]).norm(dim=-1) / sz[:, None].clamp_min(1.0)
+        huber = torch.where(err < 0.1, 0.5 * err ** 2 / 0.1, err - 0.05)
+        wgt = tj[..., 2] * have[:, None]
+        terms["reproj"] = (huber * wgt).sum() / wgt.sum().clamp_min(1.0)
+    else:
+        terms["reproj"] = zero
+    loss = sum(getattr(w, k) * v for k, v in terms.items())
+    return loss, {k: float(v.detach()) for k, v in terms.items()}
+
+
+def _batch(data: Prepared, ids: np.ndarray, F: int, gen: torch.Generator):
+    imgs = data.images[ids % F]
+    flip = ids >= F
+    imgs = np.where(flip[:, None, None, None], imgs[:, :, ::-1], imgs)
+    x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float() / 255
+    x = _photometric(x, gen)
+    M = max([len(data.peak_index[i]) for i in ids] + [1])
+    B = len(ids)
+    index = torch.zeros(B, M, dtype=torch.long)
+    mask = torch.zeros(B, M, dtype=torch.bool)
+    teacher = torch.zeros(B, M, 17, 3)
+    size = torch.zeros(B, M)
+    for j, i in enumerate(ids):
+        n = len(data.peak_index[i])
+        index[j, :n] = torch.from_numpy(data.peak_index[i])
+        mask[j, :n] = True
+        teacher[j, :n] = torch.from_numpy(data.peak_teacher[i]).float()
+        size[j, :n] = torch.from_numpy(data.peak_size[i]).float()
+    return x, data.p_maps[ids].float(), index, mask, teacher, size, torch.from_numpy(
+        data.intr[ids]).float()
+
+
+def train_student(args: argparse.Namespace) -> Path:
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = resolve_device(args.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = _rank()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    prior = PosePrior.from_checkpoint(load_checkpoint(args.prior, "mp3d.prior"))
+    prior.requires_grad_(False)
+    ckpt_path = out / "student.pt"
+    scfg = StudentConfig()
+    net = StudentNet(scfg)
+    ckpt, start = None, 0
+    if args.resume and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path, "mp3d.student")
+        net.load_state_dict(ckpt["state_dict"])
+        start = int(ckpt["step"])
+    _, pcfg = load_posemap(load_checkpoint(args.posemap, "mp3d.posemap"))
+    data = prepare(args, scfg, args.posemap, prior)
+    F = len(data.images)
+    net.to(device).train()
+    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    if ckpt is not None:
+        opt.load_state_dict(ckpt["optimizer"])
+    rng = np.random.default_rng([args.seed, rank, start])
+    gen = torch.Generator().manual_seed(args.seed * 1000 + rank + start)
+    weights = StudentLossWeights()
+    decoder = prior.decoder.to(device)
+
+    def lr_at(s: int) -> float:
+        warm = min(1.0, (s + 1) / max(1, min(100, args.steps // 10)))
+        return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
+
+    def save(step: int) -> None:
+        if rank == 0:
+            save_checkpoint(student_checkpoint(
+                net, pcfg.maps, prior.decoder, step=step, optimizer=opt.state_dict(),
+                data=str(args.data), frames=f"{args.start_frac}-{args.end_frac}",
+                teacher=args.teacher, parameters=count_parameters(net)), ckpt_path)
+
+    log = CsvLog(out / "student_log.csv", LOG_FIELDS, resume=args.resume) if rank == 0 else None
+    t0 = time.time()
+    bar = tqdm(range(start, args.steps), desc="student", initial=start, total=args.steps,
+               disable=rank != 0)
+    for step in bar:
+        for gr in opt.param_groups:
+            gr["lr"] = lr_at(step)
+        ids = rng.integers(0, 2 * F, args.batch)
+        x, pm, index, mask, teacher, size, intr = _batch(data, ids, F, gen)
+        p = _split_maps(pm, pcfg.net.latent_dim)
+        s = model(x.to(device))
+        loss, logs = student_loss(s, {k: v.to(device) for k, v in p.items()}, index.to(device),
+                                  mask.to(device), teacher.to(device), size.to(device),
+                                  intr.to(device), decoder, pcfg.maps, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        if log is not None and (step % 25 == 0 or step == args.steps - 1):
+            log.write({"step": step, "loss": float(loss.detach()), "lr": lr_at(step), **logs})
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        if (step + 1) % args.save_every == 0:
+            save(step + 1)
+    save(args.steps)
+    if rank == 0:
+        plot_curves(out / "student_log.csv", out / "student_loss.png")
+        print(f"trained {args.steps - start} steps in {time.time() - t0:.0f} s -> {ckpt_path}")
+    if distributed:
+        dist.destroy_process_group()
+    return ckpt_path
