@@ -54,10 +54,18 @@ class Estimator:
     """Multi-person 3D pose from RGB images with a student checkpoint."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
-                 peak_threshold: float | None = None, max_people: int | None = None):
+                 peak_threshold: float | None = None, max_people: int | None = None,
+                 onnx: str | Path | None = None):
+        """checkpoint: student .pt; onnx: optionally its exported dense network (mp3d export),
+        run with ONNX Runtime on the CPU instead of torch."""
         self.device = resolve_device(device)
         self.path = Path(checkpoint)
         self.net, self.maps, self.decoder = load_student(load_checkpoint(checkpoint, KIND))
+        self.dense = self.net
+        if onnx is not None:
+            from mp3d.export import OnnxDense
+
+            self.dense, self.device = OnnxDense(onnx), torch.device("cpu")
         if peak_threshold is not None:
             self.maps = replace(self.maps, peak_threshold=float(peak_threshold))
         if max_people is not None:
@@ -94,9 +102,10 @@ class Estimator:
             lbs.append(lb)
             intr_in.append([ki.fx, ki.fy, ki.cx, ki.cy])
         x = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2).float() / 255
-        maps = self.net(x)
+        maps = self.dense(x)
         maps = {k: v.float().cpu() for k, v in maps.items()}
-        decoded = decode_maps(maps, np.array(intr_in), self.decoder, self.maps)
+        decoded = decode_maps(maps, np.array(intr_in), self.decoder, self.maps,
+                              self.net.heads.codes)
         out = []
         for dec, lb in zip(decoded, lbs):
             people = []

@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
             x = posemap_inputs(batch.teacher_kp, batch.teacher_conf, batch.intrinsics,
                                batch.width, batch.height, cfg.heatmap)
             with torch.no_grad():
-                people = decode_maps(net(x), batch.intrinsics, prior.decoder, cfg.maps)
+                people = decode_maps(net(x), batch.intrinsics, prior.decoder, cfg.maps,
+                                     net.heads.codes)
             root = batch.joints_cam[:, :, sk.ROOT]
             in_img = ((batch.root2d >= 0) & (batch.root2d <= [batch.width - 1,
                                                                batch.height - 1])).all(-1)

@@ -85,17 +85,17 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0,
 
 
 def posemap_loss(out: dict[str, torch.Tensor], t: MapTargets, decoder: torch.nn.Module,
-                 z_target: torch.Tensor, w: LossWeights = LossWeights()
+                 z_target: torch.Tensor, codes, w: LossWeights = LossWeights()
                  ) -> tuple[torch.Tensor, dict[str, float]]:
     """P's training loss. out: network maps; t: targets; z_target (B, P, D): the prior encoder's
-    code of each true canonical pose. Returns the loss and per-term logs (pose term also in mm)."""
+    code of each true canonical pose; codes: P's CodeHead. Returns the loss and per-term logs
+    (pose term also in mm)."""
     logs: dict[str, float] = {}
     loss_c = focal_loss(out["centre"], t.centre)
     m = t.mask
     if not bool(m.any()):
         return w.centre * loss_c, {"centre": float(loss_c.detach())}
-    z = gather(out["z"], t.index)[m]
-    r6 = gather(out["rot6d"], t.index)[m]
+    z, r6 = codes(gather(out["feat"], t.index)[m])
     dep = gather(out["depth"], t.index)[m][:, 0]
     off = gather(out["offset"], t.index)[m]
     rot = rot6d_to_matrix(r6)

@@ -40,23 +40,52 @@ class Block(nn.Module):
         return torch.relu(x + self.b(self.a(x)))
 
 
-class MapHeads(nn.Module):
-    """Per-cell outputs: centre logit (1), latent z (D), rotation 6D (6), depth code (1),
-    sub-cell root offset (2). Shared by P and the image student."""
+class CodeHead(nn.Module):
+    """Pointwise MLP: a cell's code features (..., C) -> latent z (..., D) and orientation 6D
+    (..., 6). Lifting 2D evidence to a 3D pose needs more than a conv layer's width, so the
+    latent map is this MLP applied at every cell; it is evaluated only at the cells that matter
+    (people), which gives the same values at a fraction of the cost."""
 
-    def __init__(self, width: int, latent_dim: int):
+    def __init__(self, in_dim: int, latent_dim: int, width: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.inp = nn.Sequential(nn.Linear(in_dim, width), nn.ReLU())
+        self.block = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.out = nn.Linear(width, latent_dim + 6)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.inp(f)
+        h = torch.relu(h + self.block(h))
+        o = self.out(h)
+        return o[..., :self.latent_dim], o[..., self.latent_dim:]
+
+
+class MapHeads(nn.Module):
+    """Dense per-cell maps, shared by P and the image student: centre logit (1), depth code (1),
+    sub-cell root offset (2) and code features (feat_dim, plus `extra` channels passed in), which
+    the CodeHead turns into z and orientation (see `codes`)."""
+
+    def __init__(self, width: int, latent_dim: int, feat_dim: int = 128, extra_dim: int = 0,
+                 mlp_width: int = 512):
         super().__init__()
         self.latent_dim = latent_dim
         self.centre = nn.Sequential(conv_bn(width, width), nn.Conv2d(width, 1, 1))
-        self.code = nn.Sequential(conv_bn(width, width),
-                                  nn.Conv2d(width, latent_dim + 6 + 1 + 2, 1))
+        self.geo = nn.Sequential(conv_bn(width, width), nn.Conv2d(width, 3, 1))
+        self.feat = nn.Sequential(nn.Conv2d(width, feat_dim, 1, bias=False),
+                                  nn.BatchNorm2d(feat_dim), nn.ReLU(inplace=True))
+        self.code = CodeHead(feat_dim + extra_dim, latent_dim, mlp_width)
         nn.init.constant_(self.centre[-1].bias, -4.0)  # start with few people (focal-loss prior)
 
-    def forward(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
-        code = self.code(f)
-        d = self.latent_dim
-        return {"centre": self.centre(f), "z": code[:, :d], "rot6d": code[:, d:d + 6],
-                "depth": code[:, d + 6:d + 7], "offset": code[:, d + 7:d + 9]}
+    def forward(self, f: torch.Tensor, extra: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        geo = self.geo(f)
+        feat = self.feat(f) if extra is None else torch.cat([self.feat(f), extra], dim=1)
+        return {"centre": self.centre(f), "depth": geo[:, :1], "offset": geo[:, 1:3],
+                "feat": feat}
+
+    def codes(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Code features gathered at cells (..., C) -> (z (..., D), rot6d (..., 6))."""
+        return self.code(feat)
 
 
 class PoseMapNet(nn.Module):
@@ -76,7 +105,9 @@ class PoseMapNet(nn.Module):
             for i in range(len(w) - 1))
         self.lateral = nn.ModuleList(nn.Conv2d(wi, cfg.head_width, 1) for wi in w)
         self.smooth = conv_bn(cfg.head_width, cfg.head_width)
-        self.heads = MapHeads(cfg.head_width, cfg.latent_dim)
+        # The code features see P's own input too (pooled to stride 8): the offset fields carry
+        # the exact 2D pose around each cell straight to the lifting MLP.
+        self.heads = MapHeads(cfg.head_width, cfg.latent_dim, extra_dim=cfg.in_channels)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: (B, in_channels, H/4, W/4) -> maps at (H/8, W/8)."""
@@ -86,7 +117,9 @@ class PoseMapNet(nn.Module):
         y = self.lateral[-1](feats[-1])
         for f, lat in zip(reversed(feats[:-1]), reversed(self.lateral[:-1])):
             y = nn.functional.interpolate(y, size=f.shape[-2:], mode="nearest") + lat(f)
-        return self.heads(self.smooth(y))
+        y = self.smooth(y)
+        extra = nn.functional.avg_pool2d(x, 2, ceil_mode=True)[..., :y.shape[-2], :y.shape[-1]]
+        return self.heads(y, extra)
 
 
 def count_parameters(model: nn.Module) -> int:

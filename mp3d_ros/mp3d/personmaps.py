@@ -14,6 +14,7 @@ grid is centred on image pixel ((j + 0.5) s - 0.5, (i + 0.5) s - 0.5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,11 +143,13 @@ def find_peaks(centre_prob: torch.Tensor, cfg: MapConfig) -> list[tuple[torch.Te
 
 @torch.no_grad()
 def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: torch.nn.Module,
-                cfg: MapConfig) -> list[DecodedPeople]:
+                cfg: MapConfig, codes: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+                ) -> list[DecodedPeople]:
     """Person maps of a batch -> people per image.
 
-    maps: the network's outputs (centre logits (B,1,gh,gw), z, rot6d, depth, offset);
-    intrinsics: (B, 4) fx, fy, cx, cy in pixels of the image the maps were computed for.
+    maps: the network's outputs (centre logits (B,1,gh,gw), depth, offset, code features feat);
+    intrinsics: (B, 4) fx, fy, cx, cy in pixels of the image the maps were computed for;
+    codes: code features at cells (N, C) -> (z (N, D), rot6d (N, 6)) (the network's CodeHead).
     """
     intrinsics = np.asarray(intrinsics, dtype=np.float64)
     B, _, gh, gw = maps["centre"].shape
@@ -157,8 +160,7 @@ def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: 
     for b, (scores, idx) in enumerate(peaks):
         fx, fy, cx, cy = intrinsics[b]
         sel = idx[None]
-        z = gather(maps["z"][b:b + 1], sel)[0]
-        r6 = gather(maps["rot6d"][b:b + 1], sel)[0]
+        z, r6 = codes(gather(maps["feat"][b:b + 1], sel)[0])
         dcode = gather(maps["depth"][b:b + 1], sel)[0, :, 0]
         off = gather(maps["offset"][b:b + 1], sel)[0]
         cells = torch.stack([idx % gw, idx // gw], dim=-1).double()
@@ -172,6 +174,7 @@ def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: 
         joints = rel + root[:, None, :]
         zz = np.maximum(joints[..., 2], 1e-3)
         kp = np.stack([fx * joints[..., 0] / zz + cx, fy * joints[..., 1] / zz + cy], axis=-1)
-        out.append(DecodedPeople(scores.double().numpy(), root2d, depth, z.numpy(), rot.numpy(),
+        out.append(DecodedPeople(scores.double().numpy(), root2d, depth, z.float().numpy(),
+                                 rot.numpy(),
                                  rel, joints, kp))
     return out

@@ -97,7 +97,8 @@ def train_posemap(args: argparse.Namespace) -> Path:
         with torch.no_grad():
             z_target = prior.encode(torch.from_numpy(batch.pose_canonical).float().to(device))[0]
         targets = type(targets)(**{k: v.to(device) for k, v in vars(targets).items()})
-        loss, logs = posemap_loss(net(x), targets, prior.decoder, z_target, weights)
+        loss, logs = posemap_loss(net(x), targets, prior.decoder, z_target, net.heads.codes,
+                                  weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

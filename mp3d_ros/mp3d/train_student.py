@@ -86,15 +86,11 @@ class Prepared:
 
     images: np.ndarray        # (F, h, w, 3) uint8, letterboxed to the student's input size
     intr: np.ndarray          # (2F, 4) input-space intrinsics (flipped: cx mirrored)
-    p_maps: torch.Tensor      # (2F, C, gh, gw) float16: centre logit, z, rot6d, depth, offset
+    p_maps: torch.Tensor      # (2F, 4, gh, gw) float16: P's centre logit, depth, offset
     peak_index: list[np.ndarray]    # per f: cells of P's people
+    peak_code: list[np.ndarray]     # per f: (M, D + 6) P's z and rot6d at those cells
     peak_teacher: list[np.ndarray]  # per f: (M, 17, 3) teacher joints (MuPoTS order) x, y, conf
     peak_size: list[np.ndarray]     # per f: (M,) teacher person size (px), 0 if unassociated
-
-
-def _split_maps(m: torch.Tensor, d: int) -> dict[str, torch.Tensor]:
-    return {"centre": m[:, :1], "z": m[:, 1:1 + d], "rot6d": m[:, 1 + d:7 + d],
-            "depth": m[:, 7 + d:8 + d], "offset": m[:, 8 + d:10 + d]}
 
 
 def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
@@ -138,8 +134,7 @@ def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
                     for k in kps]
     all_conf = confs + [c[:, _FLIP_COCO] for c in confs]
 
-    maps, peak_index, peak_teacher, peak_size = [], [], [], []
-    d = pcfg.net.latent_dim
+    maps, peak_index, peak_code, peak_teacher, peak_size = [], [], [], [], []
     for s in tqdm(range(0, 2 * F, 16), desc="P targets", disable=_rank() != 0):
         idx = range(s, min(2 * F, s + 16))
         q = max([len(all_kp[i]) for i in idx] + [1])
@@ -150,12 +145,15 @@ def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
             cf[j, :len(all_conf[i])] = all_conf[i]
         with torch.no_grad():
             out = net_p(posemap_inputs(kp, cf, all_intr[list(idx)], W, H, pcfg.heatmap))
-            dec = decode_maps(out, all_intr[list(idx)], prior.decoder, pcfg.maps)
+            dec = decode_maps(out, all_intr[list(idx)], prior.decoder, pcfg.maps,
+                              net_p.heads.codes)
             peaks = find_peaks(torch.sigmoid(out["centre"]), pcfg.maps)
-        maps.append(torch.cat([out[k] for k in ("centre", "z", "rot6d", "depth", "offset")],
-                              1).half())
+        maps.append(torch.cat([out[k] for k in ("centre", "depth", "offset")], 1).half())
         for j, i in enumerate(idx):
             cells = peaks[j][1].numpy()
+            with torch.no_grad():
+                z, r6 = net_p.heads.codes(gather(out["feat"][j:j + 1], peaks[j][1][None])[0])
+            peak_code.append(torch.cat([z, r6], -1).numpy())
             tj = np.zeros((len(cells), 17, 3))
             size = np.zeros(len(cells))
             kpi, cfi = all_kp[i], all_conf[i]
@@ -177,9 +175,8 @@ def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
             peak_index.append(cells)
             peak_teacher.append(tj)
             peak_size.append(size)
-    del d
-    return Prepared(np.stack(images), all_intr, torch.cat(maps), peak_index, peak_teacher,
-                    peak_size)
+    return Prepared(np.stack(images), all_intr, torch.cat(maps), peak_index, peak_code,
+                    peak_teacher, peak_size)
 
 
 def _rank() -> int:
@@ -198,12 +195,13 @@ def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: torch.Tensor,
-                 mask: torch.Tensor, teacher: torch.Tensor, size: torch.Tensor,
-                 intr: torch.Tensor, decoder: torch.nn.Module, mcfg: MapConfig,
-                 w: StudentLossWeights) -> tuple[torch.Tensor, dict[str, float]]:
-    """S's loss against P's maps. index/mask (B, M): P's people cells; teacher (B, M, 17, 3)
-    teacher joints (x, y, conf) in input pixels; size (B, M) their 2D size (0: none);
-    intr (B, 4) input-space intrinsics."""
+                 mask: torch.Tensor, p_code: torch.Tensor, teacher: torch.Tensor,
+                 size: torch.Tensor, intr: torch.Tensor, decoder: torch.nn.Module, codes,
+                 mcfg: MapConfig, w: StudentLossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+    """S's loss against P's maps. s: S's maps; p: P's dense maps (centre, depth, offset);
+    index/mask (B, M): P's people cells; p_code (B, M, D + 6): P's z and rot6d there;
+    teacher (B, M, 17, 3) teacher joints (x, y, conf) in input pixels; size (B, M) their 2D size
+    (0: none); intr (B, 4) input-space intrinsics; codes: S's CodeHead."""
     target = torch.sigmoid(p["centre"].float())
     B, _, gh, gw = target.shape
     flat = target.view(B, -1)
@@ -214,8 +212,11 @@ def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: 
     zero = s["centre"].sum() * 0
     if not bool(mask.any()):
         return w.centre * terms["centre"], {"centre": float(terms["centre"].detach())}
-    g = {k: gather(v, index)[mask] for k, v in s.items() if k != "centre"}
-    t = {k: gather(v.float(), index)[mask] for k, v in p.items() if k != "centre"}
+    g = {k: gather(s[k], index)[mask] for k in ("depth", "offset")}
+    g["z"], g["rot6d"] = codes(gather(s["feat"], index)[mask])
+    t = {k: gather(p[k].float(), index)[mask] for k in ("depth", "offset")}
+    d = g["z"].shape[-1]
+    t["z"], t["rot6d"] = p_code[mask][:, :d], p_code[mask][:, d:]
     rot_s, rot_p = rot6d_to_matrix(g["rot6d"]), rot6d_to_matrix(t["rot6d"])
     rel_s = torch.einsum("nij,nkj->nki", rot_s, decoder(g["z"]))
     with torch.no_grad():
@@ -261,16 +262,19 @@ def _batch(data: Prepared, ids: np.ndarray, F: int, gen: torch.Generator):
     B = len(ids)
     index = torch.zeros(B, M, dtype=torch.long)
     mask = torch.zeros(B, M, dtype=torch.bool)
+    code = torch.zeros(B, M, data.peak_code[ids[0]].shape[-1] if len(ids) else 0)
     teacher = torch.zeros(B, M, 17, 3)
     size = torch.zeros(B, M)
     for j, i in enumerate(ids):
         n = len(data.peak_index[i])
         index[j, :n] = torch.from_numpy(data.peak_index[i])
         mask[j, :n] = True
+        code[j, :n] = torch.from_numpy(data.peak_code[i])
         teacher[j, :n] = torch.from_numpy(data.peak_teacher[i]).float()
         size[j, :n] = torch.from_numpy(data.peak_size[i]).float()
-    return x, data.p_maps[ids].float(), index, mask, teacher, size, torch.from_numpy(
-        data.intr[ids]).float()
+    pm = data.p_maps[ids].float()
+    p = {"centre": pm[:, :1], "depth": pm[:, 1:2], "offset": pm[:, 2:4]}
+    return x, p, index, mask, code, teacher, size, torch.from_numpy(data.intr[ids]).float()
 
 
 def train_student(args: argparse.Namespace) -> Path:
@@ -324,12 +328,12 @@ def train_student(args: argparse.Namespace) -> Path:
         for gr in opt.param_groups:
             gr["lr"] = lr_at(step)
         ids = rng.integers(0, 2 * F, args.batch)
-        x, pm, index, mask, teacher, size, intr = _batch(data, ids, F, gen)
-        p = _split_maps(pm, pcfg.net.latent_dim)
+        x, p, index, mask, code, teacher, size, intr = _batch(data, ids, F, gen)
         s = model(x.to(device))
         loss, logs = student_loss(s, {k: v.to(device) for k, v in p.items()}, index.to(device),
-                                  mask.to(device), teacher.to(device), size.to(device),
-                                  intr.to(device), decoder, pcfg.maps, weights)
+                                  mask.to(device), code.to(device), teacher.to(device),
+                                  size.to(device), intr.to(device), decoder, net.heads.codes,
+                                  pcfg.maps, weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -57,3 +57,41 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if missing:
             pytest.fail(f"teacher test needs {missing}: run it in .venv-teacher "
                         "(bash scripts/setup.sh --teacher; scripts/test.sh does this)")
+
+
+def fetch_video() -> Path:
+    """OpenCV's vtest.avi (Debian's opencv-doc), fetched into cache/video/ if missing."""
+    res = subprocess.run(["bash", str(REPO / "scripts" / "fetch_video.sh")],
+                         env={**os.environ, "PYTHON": sys.executable},
+                         capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        pytest.fail(f"scripts/fetch_video.sh failed ({res.returncode}):\n{res.stderr}")
+    return Path(res.stdout.strip().splitlines()[-1])
+
+
+def teach(video: Path, cache: Path, start_frac: float, end_frac: float) -> None:
+    """Cache YOLO11n-pose outputs on part of a video, running `mp3d teach` in .venv-teacher
+    (the teacher's own environment; `bash scripts/setup.sh --teacher` makes it)."""
+    py = REPO / ".venv-teacher" / "bin" / "python"
+    if not py.exists():
+        pytest.fail("the teacher environment is missing: bash scripts/setup.sh --teacher")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    res = subprocess.run([str(py), "-m", "mp3d.cli", "teach", str(video), "--cache", str(cache),
+                          "--start-frac", str(start_frac), "--end-frac", str(end_frac)],
+                         env=env, capture_output=True, text=True, timeout=900, cwd=REPO)
+    if res.returncode != 0:
+        pytest.fail(f"mp3d teach failed ({res.returncode}):\n{res.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def vtest_video() -> Path:
+    return fetch_video()
+
+
+@pytest.fixture(scope="session")
+def vtest_teacher_cache(vtest_video, tmp_path_factory) -> Path:
+    """Teacher outputs on the first 4% and the last 25% of vtest.avi (cached once per run)."""
+    cache = tmp_path_factory.mktemp("teacher")
+    teach(vtest_video, cache, 0.0, 0.04)
+    teach(vtest_video, cache, 0.75, 1.0)
+    return cache

@@ -40,18 +40,19 @@ def test_encode_then_decode_recovers_every_person():
     assert bool(t.mask.all())
     gh, gw = t.centre.shape[-2:]
     # Exact maps: centre logits from the target, codes written at each person's cell.
+    # Code features hold (z, rot6d) as they are; the code head splits them.
     maps = {"centre": torch.logit(t.centre.clamp(1e-6, 1 - 1e-6)),
-            "z": torch.zeros(B, 32, gh, gw), "rot6d": torch.zeros(B, 6, gh, gw),
+            "feat": torch.zeros(B, 32 + 6, gh, gw),
             "depth": torch.zeros(B, 1, gh, gw), "offset": torch.zeros(B, 2, gh, gw)}
     for b in range(B):
         for p in range(P):
             i, j = divmod(int(t.index[b, p]), gw)
-            maps["z"][b, :, i, j] = z[b, p]
-            maps["rot6d"][b, :, i, j] = t.rot6d[b, p]
+            maps["feat"][b, :32, i, j] = z[b, p]
+            maps["feat"][b, 32:, i, j] = t.rot6d[b, p]
             maps["depth"][b, 0, i, j] = t.depth[b, p]
             maps["offset"][b, :, i, j] = t.offset[b, p]
     intr_arr = np.array([[i.fx, i.fy, i.cx, i.cy] for i in intr])
-    out = decode_maps(maps, intr_arr, prior.decoder, CFG)
+    out = decode_maps(maps, intr_arr, prior.decoder, CFG, lambda f: (f[..., :32], f[..., 32:]))
     for b in range(B):
         assert len(out[b]) == P, "every person is recovered, nobody extra"
         order = [int(np.argmin(np.linalg.norm(root2d[b] - r, axis=1))) for r in out[b].root2d]
