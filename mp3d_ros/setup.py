@@ -25,6 +25,9 @@ setup(
     entry_points={
         "console_scripts": [
             "mp3d = mp3d.cli:main",
+            "mp3d_player = mp3d_ros.player:main",
+            "mp3d_recorder = mp3d_ros.recorder_node:main",
+            "mp3d_bag = mp3d_ros.bagio:main",
             "selftest_publisher = mp3d_ros.selftest_publisher:main",
             "selftest_listener = mp3d_ros.selftest_listener:main",
         ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 
 # Modules providing subcommands, in help order.
@@ -18,12 +19,19 @@ TOOL_MODULES: tuple[str, ...] = (
 )
 
 
+# Subcommands that need ROS 2 (rclpy); listed only where mp3d_ros and rclpy import.
+ROS_TOOL_MODULES: tuple[str, ...] = ("mp3d_ros.player",)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mp3d", description="mp3d: multi-person 3D human pose.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in TOOL_MODULES:
         importlib.import_module(name).register(sub)
+    if importlib.util.find_spec("rclpy") is not None:
+        for name in ROS_TOOL_MODULES:
+            importlib.import_module(name).register(sub)
     return parser
 
 
