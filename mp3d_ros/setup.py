@@ -15,6 +15,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.json")
+         + glob("models/*.md")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="assumed horizontal field of view when the data has no intrinsics")
     p.add_argument("--reference", help="real motion (BVH or .npz) for the plausibility yardstick")
     p.add_argument("--min-conf", type=float, default=0.5)
+    p.add_argument("--threshold", type=float, help="person score threshold (default: the model's)")
     p.add_argument("--json", action="store_true")
 
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     path = args.video or args.bag or args.folder
     ds = open_dataset(path, topic=args.topic) if args.topic else open_dataset(path)
     frames = split_by_time(ds, args.start_frac, args.end_frac)
-    est = Estimator(args.model)
+    est = Estimator(args.model, peak_threshold=args.threshold)
     cache = TeacherCache(args.teacher_cache)
     name = teacher_name_for(args.teacher_cache, path, args.teacher)
     n_teacher = n_student = n_match = 0

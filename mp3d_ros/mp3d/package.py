@@ -1,0 +1,43 @@
+"""Package a training checkpoint for shipping: drop the optimiser state, store weights in
+float16 (loading casts them back to float32), optionally set the person threshold.
+
+Usage: python -m mp3d.package SRC.pt DST.pt [--peak-threshold T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+from mp3d.training import load_checkpoint, save_checkpoint
+
+
+def package(src: str, dst: str, peak_threshold: float | None = None) -> dict:
+    ckpt = load_checkpoint(src)
+    ckpt.pop("optimizer", None)
+    for key in ("state_dict", "decoder_state_dict"):
+        if key in ckpt:
+            ckpt[key] = {k: v.half() if v.is_floating_point() else v
+                         for k, v in ckpt[key].items()}
+    if peak_threshold is not None:
+        ckpt["config"]["maps"]["peak_threshold"] = float(peak_threshold)
+    ckpt["packaged_from"] = str(src)
+    save_checkpoint(ckpt, dst)
+    return ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    ap.add_argument("--peak-threshold", type=float)
+    a = ap.parse_args(argv)
+    package(a.src, a.dst, a.peak_threshold)
+    print(f"packaged {a.src} -> {a.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
