@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from mp3d.training import load_checkpoint, save_checkpoint
 
 

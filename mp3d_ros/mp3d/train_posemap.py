@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--resume", action="store_true", help="continue from OUT/posemap.pt")
+    p.add_argument("--stop-after", type=int, help="save and stop at this step (the schedule "
+                   "still spans --steps; continue with --resume)")
 
 
 def train_posemap(args: argparse.Namespace) -> Path:
@@ -87,6 +89,8 @@ def train_posemap(args: argparse.Namespace) -> Path:
     t0 = time.time()
     bar = tqdm(range(start, args.steps), desc="posemap", initial=start, total=args.steps)
     for step in bar:
+        if args.stop_after is not None and step >= args.stop_after:
+            break
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
         bank = augment(train[rng.integers(0, len(train), args.bank)], rng, mirror_p=0.0)
@@ -108,7 +112,8 @@ def train_posemap(args: argparse.Namespace) -> Path:
             bar.set_postfix(loss=f"{float(loss):.3f}", mpjpe=f"{logs.get('mpjpe_mm', 0):.0f}mm")
         if (step + 1) % args.save_every == 0:
             save(step + 1)
-    save(args.steps)
+    end = args.steps if args.stop_after is None else min(args.steps, args.stop_after)
+    save(end)
     plot_curves(out / "posemap_log.csv", out / "posemap_loss.png")
-    print(f"trained {args.steps - start} steps in {time.time() - t0:.0f} s -> {ckpt_path}")
+    print(f"trained {end - start} steps in {time.time() - t0:.0f} s -> {ckpt_path}")
     return ckpt_path
