@@ -109,7 +109,8 @@ def train_posemap(args: argparse.Namespace) -> Path:
         opt.step()
         if step % 25 == 0 or step == args.steps - 1:
             log.write({"step": step, "loss": float(loss.detach()), "lr": lr_at(step), **logs})
-            bar.set_postfix(loss=f"{float(loss):.3f}", mpjpe=f"{logs.get('mpjpe_mm', 0):.0f}mm")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
+                            mpjpe=f"{logs.get('mpjpe_mm', 0):.0f}mm")
         if (step + 1) % args.save_every == 0:
             save(step + 1)
     end = args.steps if args.stop_after is None else min(args.steps, args.stop_after)
