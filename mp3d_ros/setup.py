@@ -15,6 +15,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
         (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.json")
          + glob("models/*.md")),
     ],
@@ -30,6 +31,8 @@ setup(
             "mp3d_player = mp3d_ros.player:main",
             "mp3d_recorder = mp3d_ros.recorder_node:main",
             "mp3d_bag = mp3d_ros.bagio:main",
+            "mp3d_replay = mp3d_ros.replay:main",
+            "pose_node = mp3d_ros.pose_node:main",
             "selftest_publisher = mp3d_ros.selftest_publisher:main",
             "selftest_listener = mp3d_ros.selftest_listener:main",
         ],

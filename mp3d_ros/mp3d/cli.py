@@ -20,7 +20,7 @@ TOOL_MODULES: tuple[str, ...] = (
 
 
 # Subcommands that need ROS 2 (rclpy); listed only where mp3d_ros and rclpy import.
-ROS_TOOL_MODULES: tuple[str, ...] = ("mp3d_ros.player",)
+ROS_TOOL_MODULES: tuple[str, ...] = ("mp3d_ros.player", "mp3d_ros.replay")
 
 
 def build_parser() -> argparse.ArgumentParser:

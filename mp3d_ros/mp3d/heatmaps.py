@@ -54,6 +54,18 @@ def grid_to_image(g: ArrayT, stride: int) -> ArrayT:
     return (g + 0.5) * stride - 0.5
 
 
+def _drawable(kp: np.ndarray | torch.Tensor, conf: np.ndarray | torch.Tensor,
+              cfg: HeatmapConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Keypoints (B, Q, K, 2) and confidences (B, Q, K) as float32 tensors, and the mask of the
+    ones that are drawn: finite, and conf >= cfg.min_conf and > 0."""
+    kp = torch.as_tensor(kp, dtype=torch.float32)
+    conf = torch.as_tensor(conf, dtype=torch.float32, device=kp.device)
+    assert kp.ndim == 4 and kp.shape[-1] == 2 and conf.shape == kp.shape[:-1], (
+        kp.shape, conf.shape)
+    ok = torch.isfinite(kp).all(-1) & torch.isfinite(conf) & (conf >= cfg.min_conf) & (conf > 0)
+    return kp, conf, ok
+
+
 def _gauss_1d(d: torch.Tensor, cfg: HeatmapConfig) -> torch.Tensor:
     """exp(-d^2 / (2 sigma^2)) for distances d in cells, exactly 0 beyond cfg.truncate sigma."""
     a = (-0.5 / cfg.sigma**2) * d * d
@@ -71,13 +83,9 @@ def render_keypoint_heatmaps(kp: np.ndarray | torch.Tensor, conf: np.ndarray | t
     (0 where either axis is beyond cfg.truncate sigma).
     Keypoints with a non-finite coordinate or confidence, or conf < cfg.min_conf, draw nothing.
     """
-    kp = torch.as_tensor(kp, dtype=torch.float32)
-    conf = torch.as_tensor(conf, dtype=torch.float32, device=kp.device)
-    assert kp.ndim == 4 and kp.shape[-1] == 2 and conf.shape == kp.shape[:-1], (
-        kp.shape, conf.shape)
+    kp, conf, ok = _drawable(kp, conf, cfg)
     B, Q, K, _ = kp.shape
     gw, gh = grid_size(width, height, cfg.stride)
-    ok = torch.isfinite(kp).all(-1) & torch.isfinite(conf) & (conf >= cfg.min_conf) & (conf > 0)
     c = torch.where(ok, conf, torch.zeros_like(conf))
     g = image_to_grid(torch.where(ok[..., None], kp, torch.zeros_like(kp)), cfg.stride)
     xs = torch.arange(gw, dtype=torch.float32, device=kp.device)
@@ -122,13 +130,9 @@ def render_offset_fields(kp: np.ndarray | torch.Tensor, conf: np.ndarray | torch
     positions to every cell nearby, so a cell at a person's centre sees the person's 2D pose
     without any grouping step.
     """
-    kp = torch.as_tensor(kp, dtype=torch.float32)
-    conf = torch.as_tensor(conf, dtype=torch.float32, device=kp.device)
-    assert kp.ndim == 4 and kp.shape[-1] == 2 and conf.shape == kp.shape[:-1], (
-        kp.shape, conf.shape)
+    kp, conf, ok = _drawable(kp, conf, cfg)
     B, Q, K, _ = kp.shape
     gw, gh = grid_size(width, height, cfg.stride)
-    ok = torch.isfinite(kp).all(-1) & torch.isfinite(conf) & (conf >= cfg.min_conf) & (conf > 0)
     g = image_to_grid(torch.where(ok[..., None], kp, torch.zeros_like(kp)), cfg.stride)
     xs = torch.arange(gw, dtype=torch.float32, device=kp.device)
     ys = torch.arange(gh, dtype=torch.float32, device=kp.device)

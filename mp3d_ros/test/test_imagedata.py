@@ -3,16 +3,12 @@ MCAP) written here with rosbags, read back pixel for pixel."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
 from mp3d.imagedata import (
     BagDataset,
     ImageConversionError,
@@ -27,16 +23,10 @@ VTEST_FRAMES, VTEST_HW, VTEST_FPS = 795, (576, 768), 10.0
 
 
 @pytest.fixture(scope="module")
-def vtest_path() -> Path:
-    """OpenCV's vtest.avi, fetched by scripts/fetch_video.sh (Debian's opencv-doc) if missing."""
-    res = subprocess.run(["bash", str(REPO / "scripts" / "fetch_video.sh")],
-                         env={**os.environ, "PYTHON": sys.executable},
-                         capture_output=True, text=True, timeout=600)
-    if res.returncode != 0:
-        pytest.fail(f"scripts/fetch_video.sh failed ({res.returncode}):\n{res.stderr}")
-    path = Path(res.stdout.strip().splitlines()[-1])
-    assert path.name == "vtest.avi" and path.is_file(), res.stdout
-    return path
+def vtest_path(vtest_video) -> Path:
+    """OpenCV's vtest.avi (conftest's fixture fetches it if missing)."""
+    assert vtest_video.name == "vtest.avi" and vtest_video.is_file()
+    return vtest_video
 
 
 # ------------------------------------------------------------------------------------------------

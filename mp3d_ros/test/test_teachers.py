@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO
 from mp3d.imagedata import VideoDataset
 from mp3d.skeleton import COCO_INDEX, COCO_NAMES
 from mp3d.teachers import (
@@ -40,14 +36,9 @@ FRAMES = (0, 50, 600)  # vtest frames with 3, 5 and 5 people that YOLO finds at 
 
 
 @pytest.fixture(scope="module")
-def vtest() -> VideoDataset:
-    """OpenCV's vtest.avi, fetched by scripts/fetch_video.sh (Debian's opencv-doc) if missing."""
-    res = subprocess.run(["bash", str(REPO / "scripts" / "fetch_video.sh")],
-                         env={**os.environ, "PYTHON": sys.executable},
-                         capture_output=True, text=True, timeout=600)
-    if res.returncode != 0:
-        pytest.fail(f"scripts/fetch_video.sh failed ({res.returncode}):\n{res.stderr}")
-    return VideoDataset(Path(res.stdout.strip().splitlines()[-1]))
+def vtest(vtest_video) -> VideoDataset:
+    """OpenCV's vtest.avi (conftest's fixture fetches it if missing)."""
+    return VideoDataset(vtest_video)
 
 
 @pytest.fixture(scope="module")
