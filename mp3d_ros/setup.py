@@ -32,6 +32,8 @@ setup(
             "mp3d_recorder = mp3d_ros.recorder_node:main",
             "mp3d_bag = mp3d_ros.bagio:main",
             "mp3d_replay = mp3d_ros.replay:main",
+            "video_camera = mp3d_ros.video_camera:main",
+            "mp3d_record = mp3d_ros.topic_recorder:main",
             "pose_node = mp3d_ros.pose_node:main",
             "selftest_publisher = mp3d_ros.selftest_publisher:main",
             "selftest_listener = mp3d_ros.selftest_listener:main",

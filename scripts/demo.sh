@@ -1,26 +1,32 @@
 #!/usr/bin/env bash
-# The main job: sets up everything, then runs the smallest real end-to-end thing: two ROS 2 nodes
-# in two processes exchange a 640x480 image, CameraInfo and the people message over DDS, and the
-# listener's record is summarised. (The pose demo on the bundled clip replaces this.)
+# The main job: sets up everything, then runs the real pipeline end to end on the bundled clip
+# (mp3d_ros/data/demo_clip: 60 held-out frames of OpenCV's vtest.avi, recorded with the recorder
+# node): `mp3d play` publishes it over DDS into the live pose node (default model), whose outputs
+# are recorded into out/demo/people_bag; then a picture and a summary.
 # Usage: bash scripts/demo.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 # shellcheck disable=SC1091
 . "$ROOT/scripts/env.sh"
-OUT="$ROOT/out/selftest"
+cd "$ROOT"
+OUT="$ROOT/out/demo"
+rm -rf "$OUT"
 mkdir -p "$OUT"
 export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((RANDOM % 100 + 1))}"
-selftest_listener --frames 10 --out "$OUT/received.npz" &
-LISTENER=$!
-selftest_publisher --frames 10
-wait "$LISTENER"
-python - "$OUT/received.npz" <<'PY'
-import sys
-import numpy as np
-r = np.load(sys.argv[1])
-n = len(r["people_stamp"])
-people = [len(r[f"people_{i}_score"]) for i in range(n)]
-print(f"received {len(r['image_stamp'])} images {r['image_rgb'].shape[1:]} and {n} person arrays "
-      f"over DDS; people per frame {people}; record: {sys.argv[1]}")
-PY
+START=$(date +%s.%N)
+pose_node --ros-args --params-file mp3d_ros/config/pose_node.yaml -p image_transport:=compressed \
+  -p image_reliability:=reliable -p device:=cpu > "$OUT/pose_node.log" 2>&1 &
+NODE=$!
+mp3d_record "$OUT/people_bag" --topics /people /people/markers /diagnostics \
+  > "$OUT/record.log" 2>&1 &
+REC=$!
+trap 'kill $NODE $REC 2>/dev/null || true' EXIT
+mp3d play mp3d_ros/data/demo_clip --wait-for-subscribers 30 > "$OUT/play.log" 2>&1
+sleep 2  # the last frames' outputs
+kill -INT "$REC"
+wait "$REC" || true
+kill -TERM "$NODE"
+wait "$NODE" || true
+python -m mp3d_ros.demo_summary mp3d_ros/data/demo_clip "$OUT/people_bag" --out "$OUT/demo.png" \
+  --start "$START"
