@@ -1,0 +1,184 @@
+"""Parameters of the pose node: declared with descriptions and ranges, read once into a dataclass.
+
+:class:`PoseNodeConfig` holds everything the node does; its defaults (and those of the nested
+:class:`mp3d.tracking.TrackerConfig` and :class:`MarkerConfig`) are the single source of the
+defaults: :data:`PARAMETERS` lists them as ROS parameters (``tracker.*`` and ``markers.*`` for the
+nested ones), and ``config/pose_node.yaml`` repeats them for users (a test keeps them equal).
+:func:`read_config` declares every parameter (read-only) and reads them once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from mp3d.tracking import TrackerConfig
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.node import Node
+
+
+@dataclass(frozen=True)
+class MarkerConfig:
+    """RViz markers (mp3d_ros.markers.people_markers)."""
+
+    enabled: bool = True
+    joint_radius: float = 0.05
+    bone_width: float = 0.025
+    min_confidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoseNodeConfig:
+    """Everything the pose node does, read once from ROS parameters."""
+
+    model: str = ""
+    device: str = "auto"
+    onnx: str = ""
+    image_transport: str = "raw"
+    image_reliability: str = "best_effort"
+    image_queue_depth: int = 1
+    peak_threshold: float = 0.0
+    max_people: int = 0
+    rate_limit_hz: float = 0.0
+    output_frame: str = ""
+    fallback_fx: float = 0.0
+    fallback_fy: float = 0.0
+    fallback_cx: float = 0.0
+    fallback_cy: float = 0.0
+    camera_info_timeout_s: float = 5.0
+    publish_debug_image: bool = False
+    tracking: bool = True
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    markers: MarkerConfig = field(default_factory=MarkerConfig)
+
+    def __post_init__(self) -> None:
+        for spec in PARAMETERS:
+            if spec.choices and _get(self, spec.name) not in spec.choices:
+                raise ValueError(f"{spec.name}={_get(self, spec.name)!r} not one of "
+                                 f"{spec.choices}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ROS parameter: name, default, description, range (numbers) or choices (strings)."""
+
+    name: str
+    default: object
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+_GROUPS = {"tracker": TrackerConfig, "markers": MarkerConfig}
+
+# name -> (description, low, high) or (description, choices)
+_DOCS: dict[str, tuple] = {
+    "model": ("Student checkpoint (.pt); empty: the shipped models/student.pt.",),
+    "device": ("Torch device.", ("cpu", "cuda", "auto")),
+    "onnx": ("Optional ONNX export of the dense network, run with ONNX Runtime on the CPU "
+             "(empty: torch).",),
+    "image_transport": ("'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
+                        "'image/compressed'.", ("raw", "compressed")),
+    "image_reliability": ("QoS reliability of the image and camera_info subscriptions "
+                          "('best_effort': sensor-data QoS).", ("best_effort", "reliable")),
+    "image_queue_depth": ("Subscription depth; the node itself keeps only the newest frame.",
+                          1, 100),
+    "peak_threshold": ("Person detection threshold in [0, 1] (0: the checkpoint's).", 0.0, 1.0),
+    "max_people": ("Most people per image (0: the checkpoint's).", 0, 1000),
+    "rate_limit_hz": ("Accept at most this many frames per second (0: no limit).", 0.0, 1000.0),
+    "output_frame": ("frame_id of the outputs; empty: the image's (the joints are always in "
+                     "the image's optical frame: only set this to an equal frame).",),
+    "fallback_fx": ("Focal length (px) when no matching CameraInfo; 0: 60 deg horizontal field "
+                    "of view.", 0.0, 1e6),
+    "fallback_fy": ("Fallback fy (px); 0: fx.", 0.0, 1e6),
+    "fallback_cx": ("Fallback principal point x (px); 0: the image centre.", 0.0, 1e6),
+    "fallback_cy": ("Fallback principal point y (px); 0: the image centre.", 0.0, 1e6),
+    "camera_info_timeout_s": ("A CameraInfo received longer ago than this is not used (s; 0: "
+                              "never too old).", 0.0, 1e6),
+    "publish_debug_image": ("Publish 'people/debug_image' (the input with 2D skeletons).",),
+    "tracking": ("Assign track ids (mp3d.tracking); false: every person has track_id -1.",),
+    "tracker.weight_3d": ("Assignment cost per metre of 3D root distance.", 0.0, 1e3),
+    "tracker.weight_2d": ("Assignment cost per person size of 2D root distance.", 0.0, 1e3),
+    "tracker.max_distance_3d": ("Gate on the depth-scaled 3D root distance (m).", 0.0, 100.0),
+    "tracker.depth_scale_m": ("3D distances of people farther than this are scaled by "
+                              "depth_scale_m / depth (m; 0: not scaled).", 0.0, 1e3),
+    "tracker.max_distance_2d": ("Gate on the 2D root distance (person sizes).", 0.0, 100.0),
+    "tracker.min_size_px": ("Smallest 2D person size used for normalising (px).", 0.0, 1e4),
+    "tracker.max_age_frames": ("A track unseen for more processed frames than this dies "
+                               "(0: no limit).", 0, 100000),
+    "tracker.max_age_s": ("A track unseen for longer than this dies, by image stamps (s; 0: "
+                          "no limit).", 0.0, 1e4),
+    "tracker.min_hits": ("Frames a track must be seen in before it gets an id.", 1, 1000),
+    "tracker.velocity_smoothing": ("Weight of the newest velocity in the track's prediction "
+                                   "(0: no prediction).", 0.0, 1.0),
+    "markers.enabled": ("Publish 'people/markers' (MarkerArray).",),
+    "markers.joint_radius": ("Joint sphere radius (m).", 0.0, 10.0),
+    "markers.bone_width": ("Bone line width (m).", 0.0, 10.0),
+    "markers.min_confidence": ("Leave out joints and bones below this confidence.", 0.0, 1.0),
+}
+
+
+def _get(cfg: PoseNodeConfig, name: str) -> object:
+    group, _, leaf = name.rpartition(".")
+    return getattr(getattr(cfg, group), leaf) if group else getattr(cfg, name)
+
+
+def _specs() -> tuple[ParamSpec, ...]:
+    names = [f.name for f in fields(PoseNodeConfig) if f.name not in _GROUPS]
+    names += [f"{g}.{f.name}" for g, cls in _GROUPS.items() for f in fields(cls)]
+    assert sorted(names) == sorted(_DOCS), set(names) ^ set(_DOCS)
+    defaults = {f.name: f.default for f in fields(PoseNodeConfig) if f.name not in _GROUPS}
+    defaults.update({f"{g}.{f.name}": f.default for g, cls in _GROUPS.items()
+                     for f in fields(cls)})
+    out = []
+    for name in names:
+        doc = _DOCS[name]
+        if len(doc) == 3:
+            out.append(ParamSpec(name, defaults[name], doc[0], doc[1], doc[2]))
+        else:
+            out.append(ParamSpec(name, defaults[name], doc[0], choices=doc[1] if len(doc) > 1
+                                 else ()))
+    return tuple(out)
+
+
+PARAMETERS: tuple[ParamSpec, ...] = _specs()
+
+
+def config_from_values(values: dict[str, object]) -> PoseNodeConfig:
+    """A PoseNodeConfig from parameter values by name (missing names keep their defaults)."""
+    top = {k: v for k, v in values.items() if "." not in k}
+    groups = {g: cls(**{k.split(".", 1)[1]: v for k, v in values.items()
+                        if k.startswith(g + ".")}) for g, cls in _GROUPS.items()}
+    return PoseNodeConfig(**top, **groups)
+
+
+def descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The read-only ParameterDescriptor of one parameter, with its range or choices."""
+    desc = ParameterDescriptor(description=spec.description, read_only=True)
+    if spec.low is not None and isinstance(spec.default, int) and not isinstance(spec.default,
+                                                                                 bool):
+        desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
+                                           step=1)]
+    elif spec.low is not None:
+        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
+                                                        to_value=float(spec.high), step=0.0)]
+    if spec.choices:
+        desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
+    return desc
+
+
+def read_config(node: Node) -> PoseNodeConfig:
+    """Declare every parameter of :data:`PARAMETERS` on ``node`` and read them once. Raises
+    ValueError for a value of the wrong type, out of range or not one of the choices."""
+    values = {}
+    for spec in PARAMETERS:
+        try:
+            values[spec.name] = node.declare_parameter(spec.name, spec.default,
+                                                       descriptor(spec)).value
+        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+            raise ValueError(f"parameter {spec.name}: {exc}") from exc
+    try:
+        return config_from_values(values)
+    except ValueError as exc:
+        raise ValueError(f"bad parameters: {exc}") from exc
