@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from mp3d.tracking import TrackerConfig
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+
+from mp3d_ros import params
 
 
 @dataclass(frozen=True)
@@ -155,17 +156,7 @@ def config_from_values(values: dict[str, object]) -> PoseNodeConfig:
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:
     """The read-only ParameterDescriptor of one parameter, with its range or choices."""
-    desc = ParameterDescriptor(description=spec.description, read_only=True)
-    if spec.low is not None and isinstance(spec.default, int) and not isinstance(spec.default,
-                                                                                 bool):
-        desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
-                                           step=1)]
-    elif spec.low is not None:
-        desc.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
-                                                        to_value=float(spec.high), step=0.0)]
-    if spec.choices:
-        desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
-    return desc
+    return params.descriptor(spec.description, spec.default, spec.low, spec.high, spec.choices)
 
 
 def read_config(node: Node) -> PoseNodeConfig:
@@ -173,11 +164,7 @@ def read_config(node: Node) -> PoseNodeConfig:
     ValueError for a value of the wrong type, out of range or not one of the choices."""
     values = {}
     for spec in PARAMETERS:
-        try:
-            values[spec.name] = node.declare_parameter(spec.name, spec.default,
-                                                       descriptor(spec)).value
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            raise ValueError(f"parameter {spec.name}: {exc}") from exc
+        values[spec.name] = params.declare(node, spec.name, spec.default, descriptor(spec))
     try:
         return config_from_values(values)
     except ValueError as exc:

@@ -27,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -36,6 +34,7 @@ from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from mp3d_ros import params
 from mp3d_ros.bagio import BagError, BagWriter
 from mp3d_ros.image_conversion import ImageConversionError, image_to_rgb
 from mp3d_ros.recorder import (
@@ -58,19 +57,8 @@ def read_config(node: Node) -> RecorderConfig:
     values = {}
     for f in fields(RecorderConfig):
         spec, default = PARAMETERS[f.name], getattr(defaults, f.name)
-        desc = ParameterDescriptor(description=spec.description, read_only=True)
-        if spec.low is not None and isinstance(default, int) and not isinstance(default, bool):
-            desc.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high),
-                                               step=1)]
-        elif spec.low is not None:
-            desc.floating_point_range = [FloatingPointRange(
-                from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
-        if spec.choices:
-            desc.additional_constraints = f"one of: {', '.join(spec.choices)}"
-        try:
-            values[f.name] = node.declare_parameter(f.name, default, desc).value
-        except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
-            raise ValueError(f"parameter {f.name}: {exc}") from exc
+        desc = params.descriptor(spec.description, default, spec.low, spec.high, spec.choices)
+        values[f.name] = params.declare(node, f.name, default, desc)
     return RecorderConfig(**values)
 
 
