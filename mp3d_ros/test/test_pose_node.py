@@ -271,6 +271,16 @@ def test_missing_model_exits_2_with_one_clear_line(ros_env, tmp_path):
     assert "Traceback" not in err and "nope.pt" in err and "cannot start" in err, err
 
 
+def test_cuda_requested_but_absent_exits_2_with_one_clear_line(ros_env):
+    import torch
+
+    assert not torch.cuda.is_available(), "this test checks a machine without CUDA"
+    proc = _node(ros_env, "device:=cuda")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err and "CUDA" in err and "cannot start" in err, err
+
+
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
     out: dict[str, object] = {}
     for k, v in tree.items():
