@@ -22,6 +22,12 @@ mp3d_record "$OUT/people_bag" --topics /people /people/markers /diagnostics \
   > "$OUT/record.log" 2>&1 &
 REC=$!
 trap 'kill $NODE $REC 2>/dev/null || true' EXIT
+# Play only once the output recorder has found and subscribed the node's outputs.
+for _ in $(seq 600); do
+  grep -q "^ready:" "$OUT/record.log" && break
+  kill -0 "$REC" 2>/dev/null || { cat "$OUT/record.log" "$OUT/pose_node.log"; exit 1; }
+  sleep 0.1
+done
 mp3d play mp3d_ros/data/demo_clip --wait-for-subscribers 30 > "$OUT/play.log" 2>&1
 sleep 2  # the last frames' outputs
 kill -INT "$REC"

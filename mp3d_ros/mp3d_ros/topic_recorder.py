@@ -5,7 +5,8 @@
 Each topic's type is taken from the ROS graph once a publisher appears; messages are written as
 received (serialised CDR, no conversion), with the receive time as bag time. Stops on SIGINT or
 SIGTERM, or after --idle-timeout seconds without a message once one has arrived; the bag is
-closed (metadata written) in every case. Prints a JSON summary line.
+closed (metadata written) in every case. Prints "ready: ..." on stderr once every topic's
+subscription is matched with its publisher, and a JSON summary line at the end.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     last = [0.0]
     writer = BagWriter(args.out)
     try:
-        pending = set(args.topics)
+        pending, subs = set(args.topics), []
         deadline = time.monotonic() + args.discovery_timeout
         while pending and not stop and time.monotonic() < deadline:
             graph = dict(node.get_topic_names_and_types())
@@ -60,11 +61,18 @@ def main(argv: list[str] | None = None) -> int:
                         counts[topic] += 1
                         last[0] = time.monotonic()
 
-                    node.create_subscription(_message_class(type_name), topic, cb, 50, raw=True)
+                    subs.append(node.create_subscription(_message_class(type_name), topic, cb,
+                                                         50, raw=True))
                     pending.discard(topic)
+            rclpy.spin_once(node, timeout_sec=0.05)
+        # Ready once every subscription is matched with a publisher (not just discovered).
+        while not pending and not stop and time.monotonic() < deadline and any(
+                s.get_publisher_count() == 0 for s in subs):
             rclpy.spin_once(node, timeout_sec=0.05)
         if pending:
             node.get_logger().warning(f"no publisher appeared for {sorted(pending)}")
+        else:
+            print(f"ready: recording {' '.join(args.topics)}", file=sys.stderr, flush=True)
         while not stop:
             rclpy.spin_once(node, timeout_sec=0.1)
             if args.idle_timeout and last[0] and time.monotonic() - last[0] > args.idle_timeout:
