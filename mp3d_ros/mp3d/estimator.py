@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mp3d import skeleton as sk
-from mp3d.geometry import Intrinsics, letterbox, letterbox_intrinsics
+from mp3d.geometry import Intrinsics, Letterbox, letterbox, letterbox_intrinsics
 from mp3d.networks import StudentConfig, StudentNet
 from mp3d.people import Person
 from mp3d.personmaps import MapConfig, decode_maps
@@ -36,6 +36,18 @@ def student_checkpoint(net: StudentNet, maps: MapConfig, decoder: PoseDecoder, *
     return {"kind": KIND, "config": {"net": cfg, "maps": asdict(maps)},
             "state_dict": net.state_dict(), "decoder_config": asdict(decoder.cfg),
             "decoder_state_dict": decoder.state_dict(), **extra}
+
+
+def letterbox_image(rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
+    """HxWx3 uint8 image -> (height, width, 3) uint8 letterboxed copy (INTER_AREA, black
+    padding) and its Letterbox."""
+    h, w = rgb.shape[:2]
+    lb = letterbox(w, h, width, height)
+    nw, nh = round(w * lb.scale), round(h * lb.scale)
+    out = np.zeros((height, width, 3), np.uint8)
+    x0, y0 = int(lb.pad_x), int(lb.pad_y)
+    out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    return out, lb
 
 
 def load_student(ckpt: dict) -> tuple[StudentNet, MapConfig, PoseDecoder]:
@@ -73,17 +85,11 @@ class Estimator:
         self.net.to(self.device)  # the tiny per-person decoder stays on the CPU with the decoding
         self.input_size = (self.net.cfg.input_width, self.net.cfg.input_height)
 
-    def preprocess(self, rgb: np.ndarray) -> tuple[np.ndarray, object]:
+    def preprocess(self, rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """HxWx3 uint8 RGB -> letterboxed input (h, w, 3) uint8 and the Letterbox."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        h, w = rgb.shape[:2]
-        lb = letterbox(w, h, *self.input_size)
-        nw, nh = round(w * lb.scale), round(h * lb.scale)
-        out = np.zeros((self.input_size[1], self.input_size[0], 3), np.uint8)
-        x0, y0 = int(lb.pad_x), int(lb.pad_y)
-        out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        return out, lb
+        return letterbox_image(rgb, *self.input_size)
 
     @torch.no_grad()
     def estimate_batch(self, images: list[np.ndarray],

@@ -71,6 +71,14 @@ def intrinsics_from_camera_info(
                       int(height))
 
 
+def intrinsics_or_fov(k: np.ndarray | None, width: int, height: int,
+                      hfov_deg: float) -> Intrinsics:
+    """Intrinsics from a (3, 3) camera matrix, or Intrinsics.from_fov when there is none."""
+    if k is None:
+        return Intrinsics.from_fov(width, height, hfov_deg)
+    return intrinsics_from_camera_info(np.asarray(k, dtype=np.float64).ravel(), width, height)
+
+
 def project(points: np.ndarray, intr: Intrinsics) -> np.ndarray:
     """Project camera-frame points to pixels: (..., 3) -> (..., 2). Points need z > 0."""
     points = np.asarray(points, dtype=np.float64)

@@ -16,11 +16,6 @@ def mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return 1000.0 * np.linalg.norm(pred - gt, axis=-1).mean(axis=-1)
 
 
-def root_align(joints: np.ndarray) -> np.ndarray:
-    """Subtract the pelvis, (..., 17, 3) -> (..., 17, 3)."""
-    return joints - joints[..., sk.ROOT:sk.ROOT + 1, :]
-
-
 def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Similarity-align each pred pose to its gt (rotation, scale, translation), (N, J, 3) x2."""
     assert pred.shape == gt.shape and pred.ndim == 3, (pred.shape, gt.shape)

@@ -20,19 +20,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
 from mp3d import skeleton as sk
-from mp3d.estimator import student_checkpoint
-from mp3d.geometry import Intrinsics, letterbox, letterbox_intrinsics
+from mp3d.estimator import letterbox_image, student_checkpoint
+from mp3d.geometry import intrinsics_or_fov, letterbox_intrinsics
+from mp3d.heatmaps import grid_to_image
 from mp3d.lifting import focal_loss, load_posemap, posemap_inputs
 from mp3d.networks import StudentConfig, StudentNet, count_parameters
 from mp3d.paths import default_model
-from mp3d.personmaps import MapConfig, decode_maps, find_peaks, gather
+from mp3d.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
 from mp3d.prior import PosePrior, rot6d_to_matrix
 from mp3d.training import CsvLog, load_checkpoint, plot_curves, resolve_device, save_checkpoint
 
@@ -113,14 +113,8 @@ def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
                               f"`mp3d teach {args.data}` over the training frames first")
         rgb = fr.rgb
         h, w = rgb.shape[:2]
-        lb = letterbox(w, h, W, H)
-        img = np.zeros((H, W, 3), np.uint8)
-        nw, nh = round(w * lb.scale), round(h * lb.scale)
-        img[int(lb.pad_y):int(lb.pad_y) + nh, int(lb.pad_x):int(lb.pad_x) + nw] = cv2.resize(
-            rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-        k = (Intrinsics(fr.K[0, 0], fr.K[1, 1], fr.K[0, 2], fr.K[1, 2], w, h)
-             if fr.K is not None else Intrinsics.from_fov(w, h, args.hfov))
-        ki = letterbox_intrinsics(k, lb)
+        img, lb = letterbox_image(rgb, W, H)
+        ki = letterbox_intrinsics(intrinsics_or_fov(fr.K, w, h, args.hfov), lb)
         images.append(img)
         intr.append([ki.fx, ki.fy, ki.cx, ki.cy])
         kps.append(lb.to_out(people.keypoints) if len(people) else np.zeros((0, 17, 2)))
@@ -233,9 +227,9 @@ def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: 
     if bool(have.any()):
         fx, fy, cx, cy = (intr[:, i, None].expand_as(index)[mask] for i in range(4))
         cells = index[mask]
-        u = ((cells % gw).float() + g["offset"][:, 0] - 0.5 + 0.5) * mcfg.stride - 0.5
-        v = ((cells // gw).float() + g["offset"][:, 1] - 0.5 + 0.5) * mcfg.stride - 0.5
-        depth = fx * torch.exp(g["depth"][:, 0] - mcfg.depth_offset)
+        cell_xy = torch.stack([cells % gw, cells // gw], -1).float()
+        u, v = grid_to_image(cell_xy + g["offset"] - 0.5, mcfg.stride).unbind(-1)
+        depth = depth_from_code(g["depth"][:, 0], fx, mcfg)
         root = torch.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], -1)
         joints = rel_s + root[:, None]
         zc = joints[..., 2].clamp_min(0.1)

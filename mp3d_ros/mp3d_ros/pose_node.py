@@ -26,7 +26,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mp3d.draw import draw_skeleton_2d
-from mp3d.estimator import Estimator
+from mp3d.estimator import FALLBACK_HFOV_DEG, Estimator
 from mp3d.geometry import Intrinsics, intrinsics_from_camera_info
 from mp3d.paths import default_model
 from mp3d.tracking import Tracker
@@ -147,9 +147,9 @@ class PoseNode:
         c = self.cfg
         self.intrinsics_source = "fallback"
         if not c.fallback_fx:
-            self.log.warning("fallback_fx is 0: assuming a 60 deg horizontal field of view",
-                             once=True)
-            return Intrinsics.from_fov(width, height, 60.0)
+            self.log.warning(f"fallback_fx is 0: assuming a {FALLBACK_HFOV_DEG:g} deg horizontal "
+                             "field of view", once=True)
+            return Intrinsics.from_fov(width, height, FALLBACK_HFOV_DEG)
         return Intrinsics(c.fallback_fx, c.fallback_fy or c.fallback_fx,
                           c.fallback_cx or (width - 1) / 2, c.fallback_cy or (height - 1) / 2,
                           width, height)

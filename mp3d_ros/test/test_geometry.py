@@ -7,6 +7,7 @@ from mp3d.geometry import (
     back_project,
     crop_intrinsics,
     intrinsics_from_camera_info,
+    intrinsics_or_fov,
     letterbox,
     letterbox_intrinsics,
     project,
@@ -76,3 +77,8 @@ def test_fov_fallback():
     assert f.fx == pytest.approx(320.0) and f.cx == 319.5
     with pytest.raises(ValueError):
         Intrinsics(0.0, 1.0, 0.0, 0.0, 10, 10)
+
+
+def test_intrinsics_or_fov():
+    assert intrinsics_or_fov(INTR.K, 640, 480, 60.0) == INTR
+    assert intrinsics_or_fov(None, 640, 480, 90.0) == Intrinsics.from_fov(640, 480, 90.0)
