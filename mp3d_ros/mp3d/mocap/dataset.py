@@ -1,5 +1,8 @@
 """Pose datasets from motion capture: BVH files/folders -> one cached .npz of 17-joint poses.
 
+DeepMimic clips (humanoid3d_*.txt, mp3d.mocap.deepmimic) are taken beside BVH files: named
+directly (any .txt/.json file) or found in folders by that file-name pattern.
+
 The .npz (see `PoseDataset`) holds every kept frame of every file as MuPoTS joints in metres, in
 the mocap world frame (the file's axes, Y up; see mp3d.mocap.retarget), plus where each frame came
 from. Two caches make re-runs cheap, both keyed by file content (SHA-256), mapping content, fps
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mp3d import skeleton as sk
+from mp3d.mocap import deepmimic
 from mp3d.mocap.bvh import read_bvh
 from mp3d.mocap.retarget import SHIPPED, Mapping, detect_mapping, load_mapping, retarget
 
@@ -71,11 +75,13 @@ class PoseDataset:
 
 
 def find_bvh_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """BVH files named directly or found in folders (recursively, *.bvh in any case), sorted."""
+    """BVH files named directly or found in folders (recursively, *.bvh in any case, and DeepMimic
+    clips humanoid3d_*.txt), sorted per folder."""
     out: list[Path] = []
     for p in map(Path, inputs):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() == ".bvh")
+            out += sorted(f for f in p.rglob("*") if f.is_file() and (
+                f.suffix.lower() == ".bvh" or f.match(deepmimic.FILE_GLOB)))
         elif p.is_file():
             out.append(p)
         else:
@@ -127,7 +133,17 @@ def _hash(*parts: object) -> str:
 def convert_file(path: str | Path, mapping: Mapping | None = None, *, fps: float | None = None,
                  stride: int = 1, allow_truncated: bool = False,
                  ) -> tuple[np.ndarray, np.ndarray, str, float]:
-    """One BVH file -> joints (M, 17, 3) float32 metres, frame indices (M,), mapping name, rate."""
+    """One BVH file -> joints (M, 17, 3) float32 metres, frame indices (M,), mapping name, rate.
+
+    A DeepMimic clip (deepmimic.is_clip_path) is read by mp3d.mocap.deepmimic; `mapping` applies
+    to BVH files only (a clip's skeleton is fixed) and its mapping name is deepmimic.MAPPING_NAME.
+    """
+    if deepmimic.is_clip_path(path):
+        clip = deepmimic.read_clip(path)
+        idx, rate = select_frames(clip.num_frames, clip.fps, fps, stride)
+        joints = deepmimic.retarget(clip, frames=idx).astype(np.float32)
+        assert joints.shape == (len(idx), sk.NUM_JOINTS, 3), joints.shape
+        return joints, idx.astype(np.int32), deepmimic.MAPPING_NAME, rate
     bvh = read_bvh(path, allow_truncated=allow_truncated)
     m = detect_mapping(bvh) if mapping is None else mapping
     idx, rate = select_frames(bvh.num_frames, bvh.fps, fps, stride)
@@ -170,11 +186,15 @@ def build_pose_dataset(inputs: Sequence[str | Path], out: str | Path, *,
     m = None if mapping is None else load_mapping(mapping)
     files = find_bvh_files(inputs)
     if not files:
-        raise FileNotFoundError(f"no .bvh files in {', '.join(map(str, inputs))}")
+        raise FileNotFoundError(f"no .bvh files (or DeepMimic {deepmimic.FILE_GLOB}) in "
+                                f"{', '.join(map(str, inputs))}")
     options = {"version": CACHE_VERSION, "mapping": _mapping_key(m), "fps": fps,
                "stride": stride, "allow_truncated": allow_truncated}
     shas = [file_sha256(f) for f in files]
-    key = _hash(options, [str(f) for f in files], shas)
+    # DeepMimic conversions are keyed by that reader's version too (nothing changes for BVH).
+    dm_key = [f"deepmimic:{deepmimic.VERSION}"]
+    key = _hash(options, [str(f) for f in files], shas,
+                *(dm_key if any(deepmimic.is_clip_path(f) for f in files) else []))
     if out.is_file() and not force:
         with np.load(out, allow_pickle=False) as z:
             stored = str(z["key"]) if "key" in z.files else None
@@ -186,7 +206,8 @@ def build_pose_dataset(inputs: Sequence[str | Path], out: str | Path, *,
     with tqdm(list(zip(files, shas)), desc="mocap", unit="file", disable=not progress) as bar:
         for f, sha in bar:
             bar.set_postfix_str(f.name)
-            cpath = None if cdir is None else cdir / f"{sha[:20]}-{_hash(options)[:20]}.npz"
+            fkey = _hash(options, *(dm_key if deepmimic.is_clip_path(f) else []))
+            cpath = None if cdir is None else cdir / f"{sha[:20]}-{fkey[:20]}.npz"
             if cpath is not None and cpath.is_file() and not force:
                 with np.load(cpath, allow_pickle=False) as z:
                     parts.append((z["joints"], z["frame_index"], str(z["mapping"]),
