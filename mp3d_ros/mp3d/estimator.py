@@ -18,13 +18,12 @@ import cv2
 import numpy as np
 import torch
 
-from mp3d import skeleton as sk
 from mp3d.geometry import Intrinsics, Letterbox, letterbox, letterbox_intrinsics
 from mp3d.networks import StudentConfig, StudentNet
 from mp3d.people import Person
-from mp3d.personmaps import MapConfig, decode_maps
+from mp3d.personmaps import MapConfig, decode_maps, seen_confidence
 from mp3d.prior import PoseDecoder, PriorConfig
-from mp3d.training import load_checkpoint, resolve_device
+from mp3d.training import load_checkpoint, load_weights, resolve_device
 
 KIND = "mp3d.student"
 FALLBACK_HFOV_DEG = 60.0
@@ -56,9 +55,9 @@ def load_student(ckpt: dict) -> tuple[StudentNet, MapConfig, PoseDecoder]:
     ncfg = dict(ckpt["config"]["net"])
     ncfg["widths"] = tuple(ncfg["widths"])
     net = StudentNet(StudentConfig(**ncfg))
-    net.load_state_dict(ckpt["state_dict"])
+    load_weights(net, ckpt["state_dict"])
     decoder = PoseDecoder(PriorConfig(**ckpt["decoder_config"]))
-    decoder.load_state_dict(ckpt["decoder_state_dict"])
+    load_weights(decoder, ckpt["decoder_state_dict"])
     return net.eval(), MapConfig(**ckpt["config"]["maps"]), decoder.eval()
 
 
@@ -113,13 +112,13 @@ class Estimator:
         decoded = decode_maps(maps, np.array(intr_in), self.decoder, self.maps,
                               self.net.heads.codes)
         out = []
-        for dec, lb in zip(decoded, lbs):
+        for dec, lb, rgb in zip(decoded, lbs, images):
             people = []
+            h, w = rgb.shape[:2]
             for i in range(len(dec)):
                 kp = lb.to_src(dec.keypoints_2d[i])
-                people.append(Person(dec.joints_cam[i], kp,
-                                     np.full(sk.NUM_JOINTS, float(dec.score[i])),
-                                     float(dec.score[i])))
+                conf = seen_confidence(dec.joint_conf[i], kp, w, h, self.maps)
+                people.append(Person(dec.joints_cam[i], kp, conf, float(dec.score[i])))
             out.append(people)
         return out
 

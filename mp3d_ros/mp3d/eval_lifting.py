@@ -5,6 +5,16 @@ the image (the others cannot have a centre-map peak). Predictions are matched gr
 score first, to the nearest unmatched person whose root lies within max(min_px, frac * 2D size)
 of the predicted root. Root-relative metrics (MPJPE, PA-MPJPE, 3DPCK@150 mm and AUC on the 14
 MuPoTS joints) are over matched people; root depth error over matched people too.
+
+Per-joint confidence (as the Estimator reports it: P's confidence branch, scaled down where the
+joint projects outside the image, `mp3d.personmaps.seen_confidence`): a joint is "right" when
+its root-relative error is within `conf_frac` (0.15) of the person's body height
+(`mp3d.lifting.joint_right`). Reported: the area
+under the ROC of confidence against right, over all joints of matched people (`conf_auc`) and over
+the joints that the scene truncated (outside the image) or occluded (behind a closer person),
+together with the visible joints of the same people (`conf_auc_hidden`: does confidence tell the
+hidden joints that went wrong from the rest), plus the mean confidence of truncated, occluded and
+visible joints.
 """
 
 from __future__ import annotations
@@ -35,11 +45,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--baseline", action="store_true",
                    help="also train (or load) the supervised lifting peer and evaluate it")
-    p.add_argument("--baseline-train", help="training motion for the peer (BVH or .npz); "
+    p.add_argument("--baseline-train", nargs="+",
+                   help="training motion for the peer (BVH or .npz, one or more); "
                    "default: the posemap checkpoint's training motion")
     p.add_argument("--baseline-ckpt", default="runs/baseline/baseline.pt",
                    help="peer checkpoint: loaded if it exists, else trained and saved here")
     p.add_argument("--baseline-steps", type=int, default=3000)
+    p.add_argument("--conf-frac", type=float, default=0.15,
+                   help="a joint is right within this fraction of body height (confidence AUC)")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
 
 
@@ -66,7 +79,27 @@ def match(pred_root: np.ndarray, pred_score: np.ndarray, gt_root: np.ndarray,
     return pairs
 
 
-def _summary(rec: dict[str, list]) -> dict[str, float]:
+def confidence_summary(conf: np.ndarray, right: np.ndarray, hidden: np.ndarray,
+                       truncated: np.ndarray) -> dict[str, float]:
+    """AUCs and means of per-joint confidence, (N, 17) arrays: conf in [0, 1]; right, hidden
+    (truncated or occluded) and truncated bool."""
+    assert conf.shape == right.shape == hidden.shape == truncated.shape, conf.shape
+    people = hidden.any(-1)
+    occluded = hidden & ~truncated
+    return {"conf_auc": metrics.roc_auc(conf, right),
+            "conf_auc_hidden": metrics.roc_auc(conf[people], right[people]),
+            "conf_right_frac": float(right.mean()) if right.size else float("nan"),
+            "conf_mean_truncated": float(conf[truncated].mean()) if truncated.any() else
+            float("nan"),
+            "conf_mean_occluded": float(conf[occluded].mean()) if occluded.any() else
+            float("nan"),
+            "conf_mean_visible": float(conf[~hidden].mean()) if (~hidden).any() else
+            float("nan")}
+
+
+def _summary(rec: dict[str, list], conf_frac: float = 0.15) -> dict[str, float]:
+    from mp3d.lifting import joint_right
+
     pred = np.array(rec["pred_rel"]).reshape(-1, 17, 3)
     gt = np.array(rec["gt_rel"]).reshape(-1, 17, 3)
     n_gt, n_pred, n_match = sum(rec["n_gt"]), sum(rec["n_pred"]), len(gt)
@@ -82,6 +115,10 @@ def _summary(rec: dict[str, list]) -> dict[str, float]:
             "root_depth_err_m": float(dz.mean()),
             "root_depth_err_pct": float(100 * (dz / np.array(rec["gt_z"])).mean()),
         })
+        right = joint_right(torch.from_numpy(pred), torch.from_numpy(gt), conf_frac).numpy()
+        out.update(confidence_summary(np.array(rec["conf"]).reshape(-1, 17), right,
+                                      np.array(rec["hidden"]).reshape(-1, 17),
+                                      np.array(rec["truncated"]).reshape(-1, 17)))
     return out
 
 
@@ -95,7 +132,7 @@ def _baseline_summary(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     from mp3d.baseline import LiftingMLP, scene_people, teacher_found, train_baseline
     from mp3d.lifting import load_posemap, posemap_inputs
-    from mp3d.personmaps import decode_maps
+    from mp3d.personmaps import decode_maps, seen_confidence
     from mp3d.posebank import load_canonical
     from mp3d.prior import PosePrior
     from mp3d.scenes import SceneConfig, sample_scenes
@@ -116,12 +153,18 @@ def run(args: argparse.Namespace) -> int:
         else:
             train_src = args.baseline_train or pm_ckpt.get("train_data")
             print(f"training the lifting peer on {train_src} ({args.baseline_steps} steps)")
-            peer = train_baseline(load_canonical(train_src), args.baseline_steps,
+            srcs = [train_src] if isinstance(train_src, str) else list(train_src)
+            banks = [load_canonical(t) for t in srcs]
+            # Each source weighs the same, as in `mp3d train posemap` with several sources.
+            n = max(len(b) for b in banks)
+            peer = train_baseline(np.concatenate([np.resize(b, (n,) + b.shape[1:])
+                                                  for b in banks]), args.baseline_steps,
                                   np.random.default_rng(args.seed + 1), SceneConfig())
             save_checkpoint(peer.checkpoint(train_data=str(train_src)), path)
 
     rng = np.random.default_rng(args.seed)
-    keys = ("n_gt", "n_pred", "pred_rel", "gt_rel", "pred_z", "gt_z")
+    keys = ("n_gt", "n_pred", "pred_rel", "gt_rel", "pred_z", "gt_z", "conf", "hidden",
+            "truncated")
     per_n: dict[int, dict[str, list]] = {}
     base_pred: dict[int, list] = {}
     base_gt: dict[int, list] = {}
@@ -150,6 +193,11 @@ def run(args: argparse.Namespace) -> int:
                     rec["gt_rel"].append(batch.joints_cam[b, p] - root[b, p][None])
                     rec["pred_z"].append(dec.depth[i])
                     rec["gt_z"].append(root[b, p, 2])
+                    rec["conf"].append(seen_confidence(dec.joint_conf[i], dec.keypoints_2d[i],
+                                                       batch.width, batch.height, cfg.maps))
+                    truncated = ~batch.in_image[b, p]
+                    rec["truncated"].append(truncated)
+                    rec["hidden"].append(truncated | batch.occluded[b, p])
             if peer is not None:
                 sel = gt_mask & teacher_found(batch)
                 feats, target = scene_people(batch, sel)
@@ -157,8 +205,9 @@ def run(args: argparse.Namespace) -> int:
                     base_pred.setdefault(n, []).append(peer(torch.from_numpy(feats)).numpy())
                 base_gt.setdefault(n, []).append(target)
 
-    rows = {str(n): _summary(r) for n, r in per_n.items()}
-    overall = _summary({k: sum((r[k] for r in per_n.values()), []) for k in keys})
+    rows = {str(n): _summary(r, args.conf_frac) for n, r in per_n.items()}
+    overall = _summary({k: sum((r[k] for r in per_n.values()), []) for k in keys},
+                       args.conf_frac)
     if peer is not None:
         for n in per_n:
             rows[str(n)].update({f"baseline_{k}": v for k, v in _baseline_summary(
@@ -168,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             np.concatenate(sum(base_gt.values(), []))).items()})
 
     cols = ["people", "recall", "precision", "mpjpe_mm", "pa_mpjpe_mm", "pck150", "auc",
-            "root_depth_err_m", "root_depth_err_pct"]
+            "root_depth_err_m", "root_depth_err_pct", "conf_auc", "conf_auc_hidden"]
     if peer is not None:
         cols += ["baseline_mpjpe_mm", "baseline_pa_mpjpe_mm", "baseline_pck150"]
     print(f"held-out motion {args.bvh}: {len(heldout)} poses; {args.scenes} scenes per count; "

@@ -23,6 +23,7 @@ from mp3d.networks import NetConfig, PoseMapNet
 from mp3d.personmaps import MapConfig, MapTargets, encode_targets, gather
 from mp3d.prior import rot6d_to_matrix
 from mp3d.scenes import SceneBatch
+from mp3d.training import load_weights
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class LossWeights:
     rot: float = 1.0       # Frobenius distance of orientation matrices
     depth: float = 1.0     # L1 of the depth code (log depth)
     offset: float = 1.0    # L1 of the sub-cell root offset (cells)
+    conf: float = 0.5      # BCE of per-joint confidence against "this joint is right"
+    conf_correct_frac: float = 0.15  # a joint is right within this fraction of body height
+    conf_hidden: float = 0.25  # target of a right joint that is truncated or occluded: the
+    # confidence says both "probably right" and "seen", so hidden joints score low
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ def scene_targets(batch: SceneBatch, cfg: MapConfig) -> MapTargets:
     root = batch.joints_cam[:, :, sk.ROOT]
     return encode_targets(batch.root2d, root[..., 2], batch.rot,
                           batch.joints_cam - root[:, :, None], batch.size2d, batch.valid,
-                          batch.intrinsics[:, 0], batch.width, batch.height, cfg)
+                          batch.intrinsics[:, 0], batch.width, batch.height, cfg,
+                          batch.in_image & ~batch.occluded)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0,
@@ -95,7 +101,7 @@ def posemap_loss(out: dict[str, torch.Tensor], t: MapTargets, decoder: torch.nn.
     m = t.mask
     if not bool(m.any()):
         return w.centre * loss_c, {"centre": float(loss_c.detach())}
-    z, r6 = codes(gather(out["feat"], t.index)[m])
+    z, r6, conf_logit = codes(gather(out["feat"], t.index)[m])
     dep = gather(out["depth"], t.index)[m][:, 0]
     off = gather(out["offset"], t.index)[m]
     rot = rot6d_to_matrix(r6)
@@ -109,6 +115,8 @@ def posemap_loss(out: dict[str, torch.Tensor], t: MapTargets, decoder: torch.nn.
         "rot": ((rot - gt_rot) ** 2).sum((-1, -2)).mean(),
         "depth": (dep - t.depth[m]).abs().mean(),
         "offset": (off - t.offset[m]).abs().sum(-1).mean(),
+        "conf": joint_conf_loss(conf_logit, rel.detach(), gt_rel, t.visible[m],
+                                w.conf_correct_frac, w.conf_hidden),
     }
     loss = sum(getattr(w, k) * v for k, v in terms.items())
     logs = {k: float(v.detach()) for k, v in terms.items()}
@@ -116,11 +124,31 @@ def posemap_loss(out: dict[str, torch.Tensor], t: MapTargets, decoder: torch.nn.
     return loss, logs
 
 
-def load_posemap(ckpt: dict) -> tuple[PoseMapNet, PoseMapConfig]:
-    """Rebuild P and its stage config from a checkpoint dict (kind 'mp3d.posemap')."""
+def joint_right(pred_rel: torch.Tensor, gt_rel: torch.Tensor, frac: float) -> torch.Tensor:
+    """Which joints are right: root-relative error within `frac` of the true body height,
+    (N, 17, 3) x2 -> (N, 17) bool."""
+    err = (pred_rel - gt_rel).norm(dim=-1)
+    return err <= frac * sk.body_height(gt_rel)[:, None]
+
+
+def joint_conf_loss(conf_logit: torch.Tensor, pred_rel: torch.Tensor, gt_rel: torch.Tensor,
+                    visible: torch.Tensor, frac: float, hidden_target: float) -> torch.Tensor:
+    """BCE of confidence logits (N, 17) against `joint_right` of the (detached) prediction;
+    a right joint that is not visible (N, 17) has the soft target `hidden_target`."""
+    right = joint_right(pred_rel, gt_rel, frac).float()
+    target = right * torch.where(visible, 1.0, hidden_target)
+    return torch.nn.functional.binary_cross_entropy_with_logits(conf_logit, target)
+
+
+def load_posemap(ckpt: dict, allow_missing: tuple[str, ...] = ()
+                 ) -> tuple[PoseMapNet, PoseMapConfig]:
+    """Rebuild P and its stage config from a checkpoint dict (kind 'mp3d.posemap').
+    allow_missing: prefixes of weights the checkpoint may lack (they keep their fresh init;
+    for starting a new head from an older P)."""
     if ckpt.get("kind") != "mp3d.posemap":
         raise ValueError(f"not a pose-map checkpoint (kind={ckpt.get('kind')!r})")
     cfg = PoseMapConfig.from_dict(ckpt["config"])
     net = PoseMapNet(cfg.net)
-    net.load_state_dict(ckpt["state_dict"])
+    load_weights(net, ckpt["state_dict"], allow_missing)
     return net.eval(), cfg
+

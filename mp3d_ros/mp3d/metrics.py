@@ -52,6 +52,25 @@ def auc3d(pred: np.ndarray, gt: np.ndarray, max_mm: float = 150.0, steps: int = 
     return np.mean([pck3d(pred, gt, t, joints) for t in ts], axis=0)
 
 
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of `scores` for binary `labels` (ties count half), (N,) x2 ->
+    float; NaN when one class is absent. Equals P(score of a positive > score of a negative)."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=bool).reshape(-1)
+    assert scores.shape == labels.shape, (scores.shape, labels.shape)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average ranks over ties.
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 # --------------------------------------------------------------------------------------------
 # Plausibility of poses (no ground truth needed).
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mp3d.skeleton import NUM_JOINTS
+
 
 @dataclass(frozen=True)
 class NetConfig:
@@ -41,10 +43,12 @@ class Block(nn.Module):
 
 
 class CodeHead(nn.Module):
-    """Pointwise MLP: a cell's code features (..., C) -> latent z (..., D) and orientation 6D
-    (..., 6). Lifting 2D evidence to a 3D pose needs more than a conv layer's width, so the
-    latent map is this MLP applied at every cell; it is evaluated only at the cells that matter
-    (people), which gives the same values at a fraction of the cost."""
+    """Pointwise MLP: a cell's code features (..., C) -> latent z (..., D), orientation 6D
+    (..., 6) and per-joint confidence logits (..., 17). Lifting 2D evidence to a 3D pose needs
+    more than a conv layer's width, so the latent map is this MLP applied at every cell; it is
+    evaluated only at the cells that matter (people), which gives the same values at a fraction
+    of the cost. The confidence branch reads the same hidden features: the evidence that a joint
+    was seen (or lies outside the image, or behind someone) is what the pose is lifted from."""
 
     def __init__(self, in_dim: int, latent_dim: int, width: int):
         super().__init__()
@@ -52,18 +56,21 @@ class CodeHead(nn.Module):
         self.inp = nn.Sequential(nn.Linear(in_dim, width), nn.ReLU())
         self.block = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
         self.out = nn.Linear(width, latent_dim + 6)
+        self.conf = nn.Sequential(nn.Linear(width, width // 4), nn.ReLU(),
+                                  nn.Linear(width // 4, NUM_JOINTS))
+        nn.init.constant_(self.conf[-1].bias, 2.0)  # start confident: most joints are right
 
-    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.inp(f)
         h = torch.relu(h + self.block(h))
         o = self.out(h)
-        return o[..., :self.latent_dim], o[..., self.latent_dim:]
+        return o[..., :self.latent_dim], o[..., self.latent_dim:], self.conf(h)
 
 
 class MapHeads(nn.Module):
     """Dense per-cell maps, shared by P and the image student: centre logit (1), depth code (1),
     sub-cell root offset (2) and code features (feat_dim, plus `extra` channels passed in), which
-    the CodeHead turns into z and orientation (see `codes`)."""
+    the CodeHead turns into z, orientation and joint confidences (see `codes`)."""
 
     def __init__(self, width: int, latent_dim: int, feat_dim: int = 128, extra_dim: int = 0,
                  mlp_width: int = 512):
@@ -83,8 +90,9 @@ class MapHeads(nn.Module):
         return {"centre": self.centre(f), "depth": geo[:, :1], "offset": geo[:, 1:3],
                 "feat": feat}
 
-    def codes(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Code features gathered at cells (..., C) -> (z (..., D), rot6d (..., 6))."""
+    def codes(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Code features gathered at cells (..., C) -> (z (..., D), rot6d (..., 6), per-joint
+        confidence logits (..., 17))."""
         return self.code(feat)
 
 
@@ -128,17 +136,48 @@ def count_parameters(model: nn.Module) -> int:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """The image student S: RGB image -> the same person maps as P, at stride 8."""
+    """The image student S: RGB image -> the same person maps as P, at stride 8.
+
+    backbone "plain": this module's own convolution encoder of `widths` (strides 2..128),
+    trained from scratch; "yolo11n": YOLO11n's backbone and PAN neck (mp3d.backbones, strides
+    8..32), initialised from pretrained weights at training time (`widths` unused)."""
 
     widths: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128)  # strides 2..128
     head_width: int = 48
     latent_dim: int = 32
     input_width: int = 512   # images are letterboxed to this size
     input_height: int = 384
+    backbone: str = "plain"
+
+    def __post_init__(self) -> None:
+        if self.backbone not in ("plain", "yolo11n"):
+            raise ValueError(f"unknown student backbone {self.backbone!r}: plain | yolo11n")
+
+
+class PlainEncoder(nn.Module):
+    """Plain convolutions, strides 2 .. 128; (B, 3, H, W) normalised RGB -> features at
+    strides 8, 16, ..., 128 (channels widths[2:])."""
+
+    def __init__(self, widths: tuple[int, ...]):
+        super().__init__()
+        w = widths
+        self.stem = nn.Sequential(conv_bn(3, w[0], stride=2), conv_bn(w[0], w[1], stride=2))
+        self.down = nn.ModuleList(
+            nn.Sequential(conv_bn(w[i], w[i + 1], stride=2), Block(w[i + 1]))
+            for i in range(1, len(w) - 1))
+        self.out_channels = tuple(w[2:])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        y = self.stem(x)
+        feats = []
+        for layer in self.down:
+            y = layer(y)
+            feats.append(y)
+        return feats
 
 
 class StudentNet(nn.Module):
-    """S: a plain-convolution encoder (stride 2 .. 128) and a top-down path to stride 8.
+    """S: an encoder (StudentConfig.backbone) and a top-down path to stride 8.
 
     Input: (B, 3, H, W) RGB in [0, 1] (normalisation is inside, so exported graphs take plain
     pixels / 255). Output: MapHeads' maps at (H/8, W/8).
@@ -147,23 +186,23 @@ class StudentNet(nn.Module):
     def __init__(self, cfg: StudentConfig = StudentConfig()):
         super().__init__()
         self.cfg = cfg
-        w = cfg.widths
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
-        self.stem = nn.Sequential(conv_bn(3, w[0], stride=2), conv_bn(w[0], w[1], stride=2))
-        self.down = nn.ModuleList(
-            nn.Sequential(conv_bn(w[i], w[i + 1], stride=2), Block(w[i + 1]))
-            for i in range(1, len(w) - 1))
-        self.lateral = nn.ModuleList(nn.Conv2d(wi, cfg.head_width, 1) for wi in w[2:])
+        if cfg.backbone == "yolo11n":
+            from mp3d.backbones import Yolo11Backbone
+
+            self.encoder: nn.Module = Yolo11Backbone(neck=True)
+            mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # YOLO takes pixels / 255
+        else:
+            self.encoder = PlainEncoder(cfg.widths)
+            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.lateral = nn.ModuleList(nn.Conv2d(c, cfg.head_width, 1)
+                                     for c in self.encoder.out_channels)
         self.smooth = conv_bn(cfg.head_width, cfg.head_width)
         self.heads = MapHeads(cfg.head_width, cfg.latent_dim)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.stem((x - self.mean) / self.std)
-        feats = []
-        for layer in self.down:
-            y = layer(y)
-            feats.append(y)          # strides 8, 16, ..., 128
+        feats = self.encoder((x - self.mean) / self.std)  # strides 8, 16, ...
         y = self.lateral[-1](feats[-1])
         for f, lat in zip(reversed(feats[:-1]), reversed(self.lateral[:-1])):
             y = nn.functional.interpolate(y, size=f.shape[-2:], mode="nearest") + lat(f)

@@ -35,6 +35,7 @@ class MapConfig:
     peak_threshold: float = 0.3     # minimum centre probability of a person
     nms_kernel: int = 3             # max-pool window for peak NMS (cells)
     max_people: int = 32            # at most this many people per image
+    outside_conf_scale: float = 0.3  # confidence of a joint projected outside the image, x this
 
 
 def depth_code(z: np.ndarray, fx: np.ndarray, cfg: MapConfig) -> np.ndarray:
@@ -59,16 +60,19 @@ class MapTargets:
     depth: torch.Tensor       # (B, P) depth code
     rot6d: torch.Tensor       # (B, P, 6)
     joints_rel: torch.Tensor  # (B, P, 17, 3) root-relative joints, camera frame, metres
+    visible: torch.Tensor     # (B, P, 17) bool: the joint is inside the image and not occluded
 
 
 def encode_targets(root2d: np.ndarray, root_z: np.ndarray, rot: np.ndarray,
                    joints_rel: np.ndarray, height_px: np.ndarray, valid: np.ndarray,
-                   fx: np.ndarray, width: int, height: int, cfg: MapConfig) -> MapTargets:
+                   fx: np.ndarray, width: int, height: int, cfg: MapConfig,
+                   visible: np.ndarray | None = None) -> MapTargets:
     """People -> map targets.
 
     root2d (B,P,2) px; root_z (B,P) m; rot (B,P,3,3); joints_rel (B,P,17,3); height_px (B,P)
-    the person's 2D height in pixels; valid (B,P) bool; fx (B,) px. A person gets a cell when
-    valid, in front of the camera and its root projects inside the image.
+    the person's 2D height in pixels; valid (B,P) bool; fx (B,) px; visible (B,P,17) bool
+    (default: every joint). A person gets a cell when valid, in front of the camera and its root
+    projects inside the image.
     """
     B, P = valid.shape
     assert root2d.shape == (B, P, 2) and rot.shape == (B, P, 3, 3), (root2d.shape, rot.shape)
@@ -100,6 +104,8 @@ def encode_targets(root2d: np.ndarray, root_z: np.ndarray, rot: np.ndarray,
             depth_code(np.where(mask, root_z, 1.0), fxp, cfg).astype(np.float32)),
         rot6d=matrix_to_rot6d(torch.from_numpy(rot.astype(np.float32))),
         joints_rel=torch.from_numpy(joints_rel.astype(np.float32)),
+        visible=torch.from_numpy(np.ones((B, P, sk.NUM_JOINTS), bool) if visible is None
+                                 else np.asarray(visible, bool)),
     )
 
 
@@ -122,9 +128,22 @@ class DecodedPeople:
     joints_rel: np.ndarray   # (N, 17, 3) root-relative joints (m)
     joints_cam: np.ndarray   # (N, 17, 3) absolute joints (m)
     keypoints_2d: np.ndarray  # (N, 17, 2) projections of joints_cam (px)
+    joint_conf: np.ndarray   # (N, 17) probability that each joint is right (CodeHead's branch)
 
     def __len__(self) -> int:
         return len(self.score)
+
+
+def seen_confidence(conf: np.ndarray, keypoints_2d: np.ndarray, width: int, height: int,
+                    cfg: MapConfig) -> np.ndarray:
+    """Joint confidences (N, 17) with those whose keypoints (N, 17, 2) fall outside the
+    width x height image scaled by cfg.outside_conf_scale: a joint out of the frame was never
+    seen, however plausible the guess."""
+    kp = np.asarray(keypoints_2d)
+    assert kp.shape[:-1] == np.shape(conf) and kp.shape[-1] == 2, (kp.shape, np.shape(conf))
+    inside = (kp[..., 0] >= -0.5) & (kp[..., 0] <= width - 0.5) & (kp[..., 1] >= -0.5) & (
+        kp[..., 1] <= height - 0.5)
+    return np.where(inside, conf, conf * cfg.outside_conf_scale)
 
 
 def find_peaks(centre_prob: torch.Tensor, cfg: MapConfig) -> list[tuple[torch.Tensor, ...]]:
@@ -143,13 +162,14 @@ def find_peaks(centre_prob: torch.Tensor, cfg: MapConfig) -> list[tuple[torch.Te
 
 @torch.no_grad()
 def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: torch.nn.Module,
-                cfg: MapConfig, codes: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+                cfg: MapConfig, codes: Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
                 ) -> list[DecodedPeople]:
     """Person maps of a batch -> people per image.
 
     maps: the network's outputs (centre logits (B,1,gh,gw), depth, offset, code features feat);
     intrinsics: (B, 4) fx, fy, cx, cy in pixels of the image the maps were computed for;
-    codes: code features at cells (N, C) -> (z (N, D), rot6d (N, 6)) (the network's CodeHead).
+    codes: code features at cells (N, C) -> (z (N, D), rot6d (N, 6), joint confidence logits
+    (N, 17)) (the network's CodeHead).
     """
     intrinsics = np.asarray(intrinsics, dtype=np.float64)
     B, _, gh, gw = maps["centre"].shape
@@ -160,7 +180,7 @@ def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: 
     for b, (scores, idx) in enumerate(peaks):
         fx, fy, cx, cy = intrinsics[b]
         sel = idx[None]
-        z, r6 = codes(gather(maps["feat"][b:b + 1], sel)[0])
+        z, r6, conf_logit = codes(gather(maps["feat"][b:b + 1], sel)[0])
         dcode = gather(maps["depth"][b:b + 1], sel)[0, :, 0]
         off = gather(maps["offset"][b:b + 1], sel)[0]
         cells = torch.stack([idx % gw, idx // gw], dim=-1).double()
@@ -175,6 +195,6 @@ def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: 
         zz = np.maximum(joints[..., 2], 1e-3)
         kp = np.stack([fx * joints[..., 0] / zz + cx, fy * joints[..., 1] / zz + cy], axis=-1)
         out.append(DecodedPeople(scores.double().numpy(), root2d, depth, z.float().numpy(),
-                                 rot.numpy(),
-                                 rel, joints, kp))
+                                 rot.numpy(), rel, joints, kp,
+                                 torch.sigmoid(conf_logit.float()).double().numpy()))
     return out

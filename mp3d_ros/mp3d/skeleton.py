@@ -96,6 +96,8 @@ COCO_INDEX: dict[str, int] = {n: i for i, n in enumerate(COCO_NAMES)}
 COCO_LR_PAIRS: tuple[tuple[int, int], ...] = (
     (2, 1), (4, 3), (6, 5), (8, 7), (10, 9), (12, 11), (14, 13), (16, 15)
 )
+_COCO_SWAP = {**dict(COCO_LR_PAIRS), **{left: r for r, left in COCO_LR_PAIRS}}
+COCO_MIRROR_PERM: tuple[int, ...] = tuple(_COCO_SWAP.get(i, i) for i in range(17))
 
 # How each MuPoTS joint is read from COCO keypoints: the mean of the listed COCO joints, or () where
 # COCO has no counterpart (head_top, spine).
@@ -137,6 +139,22 @@ def bone_lengths(joints: np.ndarray) -> np.ndarray:
     p = np.array([b[0] for b in BONES])
     c = np.array([b[1] for b in BONES])
     return np.linalg.norm(joints[..., c, :] - joints[..., p, :], axis=-1)
+
+
+# Standing height as the length of the chain head_top - head - thorax - spine - pelvis and the
+# mean of the two legs' hip - knee - ankle chains (pose-invariant, unlike a bounding box).
+HEIGHT_SPINE: tuple[tuple[int, int], ...] = ((0, 16), (16, 1), (1, 15), (15, 14))
+HEIGHT_LEGS: tuple[tuple[tuple[int, int], ...], ...] = (((8, 9), (9, 10)), ((11, 12), (12, 13)))
+
+
+def body_height(joints):
+    """Pose-invariant body height (m): (..., 17, 3) -> (...); numpy or torch."""
+    assert tuple(joints.shape[-2:]) == (NUM_JOINTS, 3), joints.shape
+
+    def chain(pairs):
+        return sum(((joints[..., a, :] - joints[..., b, :]) ** 2).sum(-1) ** 0.5 for a, b in pairs)
+
+    return chain(HEIGHT_SPINE) + 0.5 * (chain(HEIGHT_LEGS[0]) + chain(HEIGHT_LEGS[1]))
 
 
 def mirror(joints: np.ndarray) -> np.ndarray:

@@ -51,6 +51,20 @@ def load_checkpoint(path: str | Path, kind: str | None = None) -> dict:
     return ckpt
 
 
+def load_weights(net: torch.nn.Module, state: dict, allow_missing: tuple[str, ...] = ()) -> None:
+    """Strict load, except that weights under the `allow_missing` prefixes may be absent (they
+    keep their fresh init). A checkpoint that does not fit raises ValueError, one line."""
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise ValueError(f"checkpoint does not fit the network: {str(exc).splitlines()[-1]}"
+                         ) from exc
+    bad = [k for k in missing if not k.startswith(allow_missing)]
+    if bad or unexpected:
+        raise ValueError(f"checkpoint does not fit the network: missing {bad[:4]}, "
+                         f"unexpected {list(unexpected)[:4]}")
+
+
 class CsvLog:
     """Append rows of scalars to a CSV file (header written once; resumes append)."""
 

@@ -28,13 +28,20 @@ def track_colour(track_id: int, alpha: float = 1.0) -> ColorRGBA:
     return ColorRGBA(r=float(r), g=float(g), b=float(b), a=float(alpha))
 
 
+def confidence_alpha(confidence: float) -> float:
+    """Marker alpha of a joint: 0.2 at confidence 0 rising to 1 at confidence 1."""
+    return 0.2 + 0.8 * min(max(float(confidence), 0.0), 1.0)
+
+
 def people_markers(msg: Person3DArray, joint_radius: float = 0.05, bone_width: float = 0.025,
                    min_confidence: float = 0.0) -> MarkerArray:
     """Markers for every person: a SPHERE_LIST of joints and a LINE_LIST of bones each.
 
     The first marker is DELETEALL, so people who left vanish. Every marker carries `msg.header`.
     Ids: tracked person t uses 2t and 2t+1; untracked people take slots after the largest track
-    id. Joints and bones whose confidence is below `min_confidence` are left out.
+    id. Joints and bones whose confidence is below `min_confidence` are left out; the others
+    carry per-point colours whose alpha follows their confidence (`confidence_alpha`), so RViz
+    shows guessed (occluded, out-of-frame) joints faint.
     """
     out = MarkerArray()
     clear = Marker(header=msg.header, action=Marker.DELETEALL)
@@ -60,6 +67,8 @@ def people_markers(msg: Person3DArray, joint_radius: float = 0.05, bone_width: f
         joints.scale.x = joints.scale.y = joints.scale.z = float(joint_radius) * 2.0
         joints.color = colour
         joints.points = [Point(x=q.x, y=q.y, z=q.z) for q, k in zip(person.joints, ok) if k]
+        alpha = [confidence_alpha(c) for c in conf]
+        joints.colors = [track_colour(person.track_id, a) for a, k in zip(alpha, ok) if k]
 
         lines = Marker(header=msg.header, ns=NAMESPACE, id=_IDS_PER_PERSON * slot + 1,
                        type=Marker.LINE_LIST, action=Marker.ADD)
@@ -70,5 +79,7 @@ def people_markers(msg: Person3DArray, joint_radius: float = 0.05, bone_width: f
             if ok[a] and ok[b]:
                 pa, pb = person.joints[a], person.joints[b]
                 lines.points += [Point(x=pa.x, y=pa.y, z=pa.z), Point(x=pb.x, y=pb.y, z=pb.z)]
+                lines.colors += [track_colour(person.track_id, alpha[a]),
+                                 track_colour(person.track_id, alpha[b])]
         out.markers += [joints, lines]
     return out

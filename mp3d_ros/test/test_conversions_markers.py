@@ -95,6 +95,23 @@ def test_low_confidence_joints_left_out():
     assert len(spheres.points) == 16 and len(lines.points) == 2 * (len(sk.BONES) - 1)
 
 
+def test_marker_alpha_follows_joint_confidence():
+    people = make_people(1)
+    people[0].joint_scores[:] = 0.9
+    ankle = sk.INDEX["r_ankle"]
+    people[0].joint_scores[ankle] = 0.05
+    ma = people_markers(people_to_msg(people, HEADER))
+    spheres = [m for m in ma.markers if m.type == Marker.SPHERE_LIST][0]
+    lines = [m for m in ma.markers if m.type == Marker.LINE_LIST][0]
+    assert len(spheres.colors) == len(spheres.points) == 17
+    alphas = [c.a for c in spheres.colors]
+    assert alphas[ankle] == pytest.approx(0.24) and min(np.delete(alphas, ankle)) > 0.9
+    assert all(0.0 <= c.r <= 1.0 and 0.0 <= c.a <= 1.0 for c in lines.colors)
+    assert len(lines.colors) == len(lines.points)
+    knee_ankle = [i for i, (p, c) in enumerate(sk.BONES) if c == ankle][0]
+    assert lines.colors[2 * knee_ankle + 1].a == pytest.approx(0.24)
+
+
 def test_empty_frame_still_clears():
     ma = people_markers(people_to_msg([], HEADER))
     assert len(ma.markers) == 1 and ma.markers[0].action == Marker.DELETEALL

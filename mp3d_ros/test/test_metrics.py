@@ -1,6 +1,7 @@
 """Pose metrics against hand-computed values."""
 
 import numpy as np
+import pytest
 from mp3d import metrics
 from mp3d import skeleton as sk
 
@@ -37,3 +38,25 @@ def test_plausibility_measures():
     crossed = p.copy()
     crossed[0, sk.INDEX["r_wrist"]] = crossed[0, sk.INDEX["l_elbow"]] + [0.0, 0.0, 0.01]
     assert not metrics.self_intersection(p)[0] and metrics.self_intersection(crossed)[0]
+
+
+def test_roc_auc_against_pairwise_definition():
+    rng = np.random.default_rng(3)
+    labels = rng.random(300) < 0.6
+    scores = np.round(rng.random(300) + 0.5 * labels, 1)  # ties on purpose
+    pos, neg = scores[labels], scores[~labels]
+    want = ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (
+        len(pos) * len(neg))
+    assert metrics.roc_auc(scores, labels) == pytest.approx(want, abs=1e-12)
+    assert metrics.roc_auc(labels.astype(float), labels) == 1.0
+    assert np.isnan(metrics.roc_auc(scores, np.ones(300, bool)))
+
+
+def test_body_height_is_pose_invariant():
+    h = sk.body_height(sk.REST_POSE)
+    assert 1.4 < h < 2.0
+    assert sk.body_height(sk.REST_POSE @ rot_y(1.1).T + 5) == pytest.approx(h)
+    import torch
+
+    t = torch.from_numpy(np.stack([sk.REST_POSE, 1.1 * sk.REST_POSE]))
+    np.testing.assert_allclose(sk.body_height(t).numpy(), [h, 1.1 * h], rtol=1e-9)

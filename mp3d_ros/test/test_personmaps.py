@@ -52,7 +52,8 @@ def test_encode_then_decode_recovers_every_person():
             maps["depth"][b, 0, i, j] = t.depth[b, p]
             maps["offset"][b, :, i, j] = t.offset[b, p]
     intr_arr = np.array([[i.fx, i.fy, i.cx, i.cy] for i in intr])
-    out = decode_maps(maps, intr_arr, prior.decoder, CFG, lambda f: (f[..., :32], f[..., 32:]))
+    out = decode_maps(maps, intr_arr, prior.decoder, CFG, lambda f: (f[..., :32], f[..., 32:],
+                                                                 f[..., :17] * 0))
     for b in range(B):
         assert len(out[b]) == P, "every person is recovered, nobody extra"
         order = [int(np.argmin(np.linalg.norm(root2d[b] - r, axis=1))) for r in out[b].root2d]

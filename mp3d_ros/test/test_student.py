@@ -81,6 +81,27 @@ def test_estimator_on_default_model_finds_people(vtest_video):
     assert len(batch) == 2 and len(batch[0]) == len(people)
 
 
+def test_person_cut_at_the_knees_has_low_ankle_confidence(vtest_video):
+    """Per-joint confidence: crop a real frame through a person's knees (and zoom in); the
+    ankles, now outside the image, score low; the shoulders, in plain view, high."""
+    est = Estimator(default_model("student.pt"))
+    rgb = _frame(vtest_video, 700)
+    person = max(est(rgb), key=lambda p: p.score)
+    kp, i = person.keypoints_2d, sk.INDEX
+    top, height = kp[:, 1].min(), np.ptp(kp[:, 1])
+    knee_y = kp[[i["r_knee"], i["l_knee"]], 1].mean()
+    cx = kp[:, 0].mean()
+    crop = rgb[int(top - 0.5 * height):int(knee_y), int(cx - 1.5 * height):int(cx + 1.5 * height)]
+    crop = cv2.resize(crop, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    found = est(crop)
+    assert found, "the cropped person is still found"
+    cut = max(found, key=lambda p: p.score)
+    ankles = cut.joint_scores[[i["r_ankle"], i["l_ankle"]]]
+    shoulders = cut.joint_scores[[i["r_shoulder"], i["l_shoulder"]]]
+    assert ankles.max() < 0.4 and shoulders.min() > 0.6, (ankles, shoulders)
+    assert (cut.keypoints_2d[[i["r_ankle"], i["l_ankle"]], 1] > crop.shape[0]).all()
+
+
 def test_estimate_command_json_and_picture(vtest_video, tmp_path):
     img = tmp_path / "frame.jpg"
     cv2.imwrite(str(img), cv2.cvtColor(_frame(vtest_video, 650), cv2.COLOR_RGB2BGR))
