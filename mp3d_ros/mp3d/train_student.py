@@ -26,21 +26,24 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from mp3d import skeleton as sk
-from mp3d.estimator import letterbox_image, student_checkpoint
-from mp3d.geometry import intrinsics_or_fov, letterbox_intrinsics
+from mp3d.estimator import load_student, student_checkpoint
 from mp3d.heatmaps import grid_to_image
 from mp3d.lifting import focal_loss, load_posemap, posemap_inputs
 from mp3d.networks import StudentConfig, StudentNet, count_parameters
 from mp3d.paths import default_model
 from mp3d.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
+from mp3d.pool import PoolConfig, Source, build_pool
 from mp3d.prior import PosePrior, rot6d_to_matrix
-from mp3d.training import CsvLog, load_checkpoint, plot_curves, resolve_device, save_checkpoint
+from mp3d.training import (
+    CsvLog,
+    load_checkpoint,
+    plot_curves,
+    resolve_device,
+    save_checkpoint,
+)
 
 LOG_FIELDS = ["step", "loss", "centre", "z", "rot", "depth", "offset", "pose", "reproj", "prior",
-              "lr"]
-_FLIP_COCO = np.arange(17)
-for _r, _l in sk.COCO_LR_PAIRS:
-    _FLIP_COCO[_r], _FLIP_COCO[_l] = _l, _r
+              "conf", "lr"]
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,28 @@ class StudentLossWeights:
     pose: float = 5.0
     reproj: float = 1.0
     prior: float = 1e-3
+    conf: float = 0.5       # BCE of per-joint confidence against P's
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="unlabeled images: video, folder or rosbag2")
+    p.add_argument("--data", required=True, action="append",
+                   help="unlabeled images: video, folder or rosbag2, as PATH or "
+                   "PATH@START:END (fractions of its time span) or PATH@START:END@TOPIC; "
+                   "repeat for a pool of several cameras")
     p.add_argument("--topic", help="image topic (bags)")
-    p.add_argument("--start-frac", type=float, default=0.0)
+    p.add_argument("--start-frac", type=float, default=0.0,
+                   help="time range of sources given without @START:END")
     p.add_argument("--end-frac", type=float, default=0.75)
+    p.add_argument("--views", type=int, default=4,
+                   help="samples per frame: the letterbox plus random zooms, crops, rotations")
+    p.add_argument("--frame-step", type=int, default=1, help="use every n-th frame")
+    p.add_argument("--init", help="start from this student checkpoint's weights (a new run: "
+                   "fresh optimiser and schedule), e.g. the shipped general model")
+    p.add_argument("--backbone", choices=["plain", "yolo11n"], default="plain",
+                   help="student encoder of a new run (--init and --resume keep theirs)")
+    p.add_argument("--pretrained", default="cache/pretrained/yolo11n_backbone.pt",
+                   help="pretrained encoder weights for --backbone yolo11n (made by "
+                   "scripts/extract_yolo_backbone.py in .venv-teacher)")
     p.add_argument("--teacher-cache", default="cache/teacher")
     p.add_argument("--teacher", default="yolo11n-pose")
     p.add_argument("--prior", default=str(default_model("prior.pt")))
@@ -80,97 +98,91 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Prepared:
-    """Everything training reads, computed once: inputs, P's targets and teacher keypoints.
+    """Everything training reads, computed once: the pool's samples, P's targets on them and the
+    teacher keypoints at P's people. Index f: sample f of the pool."""
 
-    Index f in [0, 2F): frame f % F, flipped when f >= F."""
-
-    images: np.ndarray        # (F, h, w, 3) uint8, letterboxed to the student's input size
-    intr: np.ndarray          # (2F, 4) input-space intrinsics (flipped: cx mirrored)
-    p_maps: torch.Tensor      # (2F, 4, gh, gw) float16: P's centre logit, depth, offset
+    samples: list             # mp3d.pool.Sample: JPEG image, intrinsics, teacher people
+    intr: np.ndarray          # (F, 4) sample intrinsics fx, fy, cx, cy
+    p_maps: torch.Tensor      # (F, 4, gh, gw) float16: P's centre logit, depth, offset
     peak_index: list[np.ndarray]    # per f: cells of P's people
-    peak_code: list[np.ndarray]     # per f: (M, D + 6) P's z and rot6d at those cells
+    peak_code: list[np.ndarray]     # per f: (M, D + 6 + 17) P's z, rot6d, joint conf logits
     peak_teacher: list[np.ndarray]  # per f: (M, 17, 3) teacher joints (MuPoTS order) x, y, conf
     peak_size: list[np.ndarray]     # per f: (M,) teacher person size (px), 0 if unassociated
 
 
+def pool_sources(args: argparse.Namespace) -> list[Source]:
+    """The --data sources; a source without its own @START:END takes --start-frac/--end-frac."""
+    out = []
+    for spec in args.data:
+        src = Source.parse(spec)
+        if "@" not in spec:
+            src = Source(src.path, args.start_frac, args.end_frac, args.topic)
+        out.append(src)
+    return out
+
+
+def teacher_at_peaks(root2d: np.ndarray, kp: np.ndarray, conf: np.ndarray, min_conf: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher person nearest each of P's people: root2d (M, 2) P's root pixels; kp (N, 17,
+    2), conf (N, 17) teacher COCO-17 -> (M, 17, 3) MuPoTS joints x, y, conf (conf 0 below
+    min_conf) and (M,) the person's 2D size (0: no teacher person within max(8 px, 0.3 size))."""
+    tj = np.zeros((len(root2d), 17, 3))
+    size = np.zeros(len(root2d))
+    if not len(kp) or not len(root2d):
+        return tj, size
+    joints, jconf = sk.coco_to_mupots(kp, conf)
+    ok = jconf >= min_conf
+    hips = joints[:, sk.ROOT]
+    psize = np.array([np.ptp(joints[n][ok[n]], axis=0).max() if ok[n].sum() >= 2 else 0.0
+                      for n in range(len(kp))])
+    for m, r in enumerate(root2d):
+        d = np.linalg.norm(hips - r, axis=-1)
+        d[~ok[:, sk.ROOT]] = np.inf
+        n = int(np.argmin(d))
+        if d[n] <= max(8.0, 0.3 * psize[n]) and psize[n] > 0:
+            tj[m, :, :2] = np.nan_to_num(joints[n])
+            tj[m, :, 2] = np.where(ok[n], jconf[n], 0.0)
+            size[m] = psize[n]
+    return tj, size
+
+
 def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
             prior: PosePrior) -> Prepared:
-    from mp3d.imagedata import open_dataset, split_by_time
-    from mp3d.teach_cli import teacher_name_for
-    from mp3d.teachers import TeacherCache
-
     net_p, pcfg = load_posemap(load_checkpoint(posemap_path, "mp3d.posemap"))
-    ds = open_dataset(args.data, topic=args.topic) if args.topic else open_dataset(args.data)
-    frames = split_by_time(ds, args.start_frac, args.end_frac)
-    cache = TeacherCache(args.teacher_cache)
-    name = teacher_name_for(args.teacher_cache, args.data, args.teacher)
     W, H = scfg.input_width, scfg.input_height
-    images, intr, kps, confs = [], [], [], []
-    for fr in tqdm(frames, desc="frames", disable=_rank() != 0):
-        people = cache.lookup(fr, name)
-        if people is None:
-            raise LookupError(f"frame {fr.frame_id} has no cached teacher output: run "
-                              f"`mp3d teach {args.data}` over the training frames first")
-        rgb = fr.rgb
-        h, w = rgb.shape[:2]
-        img, lb = letterbox_image(rgb, W, H)
-        ki = letterbox_intrinsics(intrinsics_or_fov(fr.K, w, h, args.hfov), lb)
-        images.append(img)
-        intr.append([ki.fx, ki.fy, ki.cx, ki.cy])
-        kps.append(lb.to_out(people.keypoints) if len(people) else np.zeros((0, 17, 2)))
-        confs.append(people.scores if len(people) else np.zeros((0, 17)))
-    F = len(images)
-    intr = np.array(intr)
-    flip_intr = intr.copy()
-    flip_intr[:, 2] = W - 1 - intr[:, 2]
-    all_intr = np.concatenate([intr, flip_intr])
-    all_kp = kps + [np.stack([W - 1 - k[:, _FLIP_COCO, 0], k[:, _FLIP_COCO, 1]], -1)
-                    for k in kps]
-    all_conf = confs + [c[:, _FLIP_COCO] for c in confs]
-
+    pool_cfg = PoolConfig(width=W, height=H, views=args.views)
+    samples = build_pool(pool_sources(args), args.teacher_cache, args.teacher, args.hfov,
+                         pool_cfg, np.random.default_rng(args.seed), args.frame_step,
+                         progress=_rank() == 0)
+    if not samples:
+        raise ValueError("the training pool is empty: no frames in the given time ranges")
+    F = len(samples)
+    intr = np.stack([smp.intrinsics for smp in samples])
     maps, peak_index, peak_code, peak_teacher, peak_size = [], [], [], [], []
-    for s in tqdm(range(0, 2 * F, 16), desc="P targets", disable=_rank() != 0):
-        idx = range(s, min(2 * F, s + 16))
-        q = max([len(all_kp[i]) for i in idx] + [1])
+    for s in tqdm(range(0, F, 16), desc="P targets", disable=_rank() != 0):
+        idx = list(range(s, min(F, s + 16)))
+        q = max([len(samples[i].keypoints) for i in idx] + [1])
         kp = np.full((len(idx), q, 17, 2), np.nan)
         cf = np.zeros((len(idx), q, 17))
         for j, i in enumerate(idx):
-            kp[j, :len(all_kp[i])] = all_kp[i]
-            cf[j, :len(all_conf[i])] = all_conf[i]
+            n = len(samples[i].keypoints)
+            kp[j, :n] = samples[i].keypoints
+            cf[j, :n] = samples[i].conf
         with torch.no_grad():
-            out = net_p(posemap_inputs(kp, cf, all_intr[list(idx)], W, H, pcfg.heatmap))
-            dec = decode_maps(out, all_intr[list(idx)], prior.decoder, pcfg.maps,
-                              net_p.heads.codes)
+            out = net_p(posemap_inputs(kp, cf, intr[idx], W, H, pcfg.heatmap))
+            dec = decode_maps(out, intr[idx], prior.decoder, pcfg.maps, net_p.heads.codes)
             peaks = find_peaks(torch.sigmoid(out["centre"]), pcfg.maps)
-        maps.append(torch.cat([out[k] for k in ("centre", "depth", "offset")], 1).half())
-        for j, i in enumerate(idx):
-            cells = peaks[j][1].numpy()
-            with torch.no_grad():
-                z, r6 = net_p.heads.codes(gather(out["feat"][j:j + 1], peaks[j][1][None])[0])
-            peak_code.append(torch.cat([z, r6], -1).numpy())
-            tj = np.zeros((len(cells), 17, 3))
-            size = np.zeros(len(cells))
-            kpi, cfi = all_kp[i], all_conf[i]
-            if len(kpi) and len(cells):
-                joints, jconf = sk.coco_to_mupots(kpi, cfi)
-                ok = jconf >= args.min_teacher_conf
-                hips = joints[:, sk.ROOT]
-                box = [np.ptp(np.where(ok[n, :, None], joints[n], np.nan)[ok[n]], axis=0)
-                       if ok[n].sum() >= 2 else np.zeros(2) for n in range(len(kpi))]
-                psize = np.array([b.max() for b in box])
-                for m, r in enumerate(dec[j].root2d):
-                    dist_ = np.linalg.norm(hips - r, axis=-1)
-                    dist_[~ok[:, sk.ROOT]] = np.inf
-                    n = int(np.argmin(dist_))
-                    if dist_[n] <= max(8.0, 0.3 * psize[n]) and psize[n] > 0:
-                        tj[m, :, :2] = np.nan_to_num(joints[n])
-                        tj[m, :, 2] = np.where(ok[n], jconf[n], 0.0)
-                        size[m] = psize[n]
-            peak_index.append(cells)
-            peak_teacher.append(tj)
-            peak_size.append(size)
-    return Prepared(np.stack(images), all_intr, torch.cat(maps), peak_index, peak_code,
-                    peak_teacher, peak_size)
+            maps.append(torch.cat([out[k] for k in ("centre", "depth", "offset")], 1).half())
+            for j, i in enumerate(idx):
+                codes = net_p.heads.codes(gather(out["feat"][j:j + 1], peaks[j][1][None])[0])
+                peak_code.append(torch.cat(codes, -1).numpy())
+                peak_index.append(peaks[j][1].numpy())
+                tj, size = teacher_at_peaks(dec[j].root2d, samples[i].keypoints,
+                                            samples[i].conf, args.min_teacher_conf)
+                peak_teacher.append(tj)
+                peak_size.append(size)
+    return Prepared(samples, intr, torch.cat(maps), peak_index, peak_code, peak_teacher,
+                    peak_size)
 
 
 def _rank() -> int:
@@ -207,10 +219,11 @@ def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: 
     if not bool(mask.any()):
         return w.centre * terms["centre"], {"centre": float(terms["centre"].detach())}
     g = {k: gather(s[k], index)[mask] for k in ("depth", "offset")}
-    g["z"], g["rot6d"] = codes(gather(s["feat"], index)[mask])
+    g["z"], g["rot6d"], g["conf"] = codes(gather(s["feat"], index)[mask])
     t = {k: gather(p[k].float(), index)[mask] for k in ("depth", "offset")}
     d = g["z"].shape[-1]
-    t["z"], t["rot6d"] = p_code[mask][:, :d], p_code[mask][:, d:]
+    t["z"], t["rot6d"], t["conf"] = (p_code[mask][:, :d], p_code[mask][:, d:d + 6],
+                                     p_code[mask][:, d + 6:])
     rot_s, rot_p = rot6d_to_matrix(g["rot6d"]), rot6d_to_matrix(t["rot6d"])
     rel_s = torch.einsum("nij,nkj->nki", rot_s, decoder(g["z"]))
     with torch.no_grad():
@@ -221,6 +234,8 @@ def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: 
     terms["offset"] = (g["offset"] - t["offset"]).abs().sum(-1).mean()
     terms["pose"] = (rel_s - rel_p).abs().sum(-1).mean()
     terms["prior"] = 0.5 * (g["z"] ** 2).sum(-1).mean()
+    terms["conf"] = torch.nn.functional.binary_cross_entropy_with_logits(
+        g["conf"], torch.sigmoid(t["conf"]))
     # Reprojection: S's person, at S's depth and root pixel, projected onto the teacher's joints.
     sz = size[mask]
     have = sz > 0
@@ -246,17 +261,15 @@ def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: 
     return loss, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _batch(data: Prepared, ids: np.ndarray, F: int, gen: torch.Generator):
-    imgs = data.images[ids % F]
-    flip = ids >= F
-    imgs = np.where(flip[:, None, None, None], imgs[:, :, ::-1], imgs)
-    x = torch.from_numpy(np.ascontiguousarray(imgs)).permute(0, 3, 1, 2).float() / 255
+def _batch(data: Prepared, ids: np.ndarray, gen: torch.Generator):
+    imgs = np.stack([data.samples[i].rgb() for i in ids])
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
     x = _photometric(x, gen)
     M = max([len(data.peak_index[i]) for i in ids] + [1])
     B = len(ids)
     index = torch.zeros(B, M, dtype=torch.long)
     mask = torch.zeros(B, M, dtype=torch.bool)
-    code = torch.zeros(B, M, data.peak_code[ids[0]].shape[-1] if len(ids) else 0)
+    code = torch.zeros(B, M, data.peak_code[ids[0]].shape[-1])
     teacher = torch.zeros(B, M, 17, 3)
     size = torch.zeros(B, M)
     for j, i in enumerate(ids):
@@ -283,16 +296,23 @@ def train_student(args: argparse.Namespace) -> Path:
     prior = PosePrior.from_checkpoint(load_checkpoint(args.prior, "mp3d.prior"))
     prior.requires_grad_(False)
     ckpt_path = out / "student.pt"
-    scfg = StudentConfig()
-    net = StudentNet(scfg)
     ckpt, start = None, 0
     if args.resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, "mp3d.student")
-        net.load_state_dict(ckpt["state_dict"])
+        net, _, _ = load_student(ckpt)
         start = int(ckpt["step"])
+    elif args.init:
+        net, _, _ = load_student(load_checkpoint(args.init, "mp3d.student"))
+    else:
+        net = StudentNet(StudentConfig(backbone=args.backbone))
+        if args.backbone == "yolo11n":
+            from mp3d.backbones import load_pretrained
+
+            load_pretrained(net.encoder, args.pretrained)
+    scfg = net.cfg
     _, pcfg = load_posemap(load_checkpoint(args.posemap, "mp3d.posemap"))
     data = prepare(args, scfg, args.posemap, prior)
-    F = len(data.images)
+    F = len(data.samples)
     net.to(device).train()
     model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -311,7 +331,7 @@ def train_student(args: argparse.Namespace) -> Path:
         if rank == 0:
             save_checkpoint(student_checkpoint(
                 net, pcfg.maps, prior.decoder, step=step, optimizer=opt.state_dict(),
-                data=str(args.data), frames=f"{args.start_frac}-{args.end_frac}",
+                data=[str(src) for src in pool_sources(args)], init=args.init,
                 teacher=args.teacher, parameters=count_parameters(net)), ckpt_path)
 
     log = CsvLog(out / "student_log.csv", LOG_FIELDS, resume=args.resume) if rank == 0 else None
@@ -321,8 +341,8 @@ def train_student(args: argparse.Namespace) -> Path:
     for step in bar:
         for gr in opt.param_groups:
             gr["lr"] = lr_at(step)
-        ids = rng.integers(0, 2 * F, args.batch)
-        x, p, index, mask, code, teacher, size, intr = _batch(data, ids, F, gen)
+        ids = rng.integers(0, F, args.batch)
+        x, p, index, mask, code, teacher, size, intr = _batch(data, ids, gen)
         s = model(x.to(device))
         loss, logs = student_loss(s, {k: v.to(device) for k, v in p.items()}, index.to(device),
                                   mask.to(device), code.to(device), teacher.to(device),
