@@ -25,23 +25,33 @@ from mp3d.prior import PosePrior
 from mp3d.scenes import SceneConfig, sample_scenes
 from mp3d.training import CsvLog, load_checkpoint, plot_curves, resolve_device, save_checkpoint
 
-LOG_FIELDS = ["step", "loss", "centre", "pose", "latent", "rot", "depth", "offset", "mpjpe_mm",
+LOG_FIELDS = ["step", "loss", "centre", "pose", "latent", "rot", "depth", "offset", "conf",
+              "mpjpe_mm",
               "lr"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--train", required=True, help="training motion: BVH file/folder or .npz")
+    p.add_argument("--train", required=True, nargs="+",
+                   help="training motion: BVH or DeepMimic files/folders or .npz; with several, "
+                   "each step draws equally from each")
     p.add_argument("--prior", required=True, help="prior checkpoint (its decoder stays frozen)")
     p.add_argument("--out", default="runs/posemap", help="run folder (checkpoint, CSV, PNG)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--bank", type=int, default=2048, help="augmented poses drawn per step")
+    p.add_argument("--arm-swing", type=float, default=150.0,
+                   help="pose augmentation: arms swing up to this many degrees (150 lifts "
+                   "them over the head, which walking motion never shows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--resume", action="store_true", help="continue from OUT/posemap.pt")
+    p.add_argument("--init", help="start from this P checkpoint's weights (a new run: fresh "
+                   "optimiser and schedule); heads it lacks start from scratch")
+    p.add_argument("--only", choices=["all", "conf"], default="all",
+                   help="train every weight, or only the per-joint confidence branch")
     p.add_argument("--stop-after", type=int, help="save and stop at this step (the schedule "
                    "still spans --steps; continue with --resume)")
 
@@ -54,7 +64,7 @@ def train_posemap(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     device = resolve_device(args.device)
-    train = load_canonical(args.train)
+    sources = [load_canonical(path) for path in args.train]
     prior = PosePrior.from_checkpoint(load_checkpoint(args.prior, "mp3d.prior")).to(device)
     prior.requires_grad_(False)
     scfg = SceneConfig()
@@ -68,8 +78,16 @@ def train_posemap(args: argparse.Namespace) -> Path:
         ckpt, start = None, 0
         cfg = PoseMapConfig()
         net = PoseMapNet(cfg.net)
+        if args.init:
+            net, cfg = load_posemap(load_checkpoint(args.init, "mp3d.posemap"),
+                                    allow_missing=("heads.code.conf.",))
     net.to(device).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    params = list(net.parameters())
+    if args.only == "conf":  # the rest stays exactly as it was, batch-norm statistics included
+        net.eval().requires_grad_(False)
+        net.heads.code.conf.requires_grad_(True)
+        params = list(net.heads.code.conf.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     if ckpt is not None:
         opt.load_state_dict(ckpt["optimizer"])
         rng = np.random.default_rng([args.seed, start])
@@ -81,7 +99,8 @@ def train_posemap(args: argparse.Namespace) -> Path:
     def save(step: int) -> None:
         save_checkpoint({"kind": "mp3d.posemap", "config": cfg.to_dict(),
                          "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
-                         "step": step, "prior": str(args.prior), "train_data": str(args.train),
+                         "step": step, "prior": str(args.prior),
+                         "train_data": [str(p) for p in args.train],
                          "parameters": count_parameters(net)}, ckpt_path)
 
     log = CsvLog(out / "posemap_log.csv", LOG_FIELDS, resume=args.resume)
@@ -93,7 +112,9 @@ def train_posemap(args: argparse.Namespace) -> Path:
             break
         for g in opt.param_groups:
             g["lr"] = lr_at(step)
-        bank = augment(train[rng.integers(0, len(train), args.bank)], rng, mirror_p=0.0)
+        share = -(-args.bank // len(sources))
+        bank = np.concatenate([src[rng.integers(0, len(src), share)] for src in sources])
+        bank = augment(bank, rng, mirror_p=0.0, arm_swing_deg=args.arm_swing)
         batch = sample_scenes(bank, args.batch, scfg, rng)
         x = posemap_inputs(batch.teacher_kp, batch.teacher_conf, batch.intrinsics, batch.width,
                            batch.height, cfg.heatmap).to(device)
@@ -105,7 +126,7 @@ def train_posemap(args: argparse.Namespace) -> Path:
                                   weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         if step % 25 == 0 or step == args.steps - 1:
             log.write({"step": step, "loss": float(loss.detach()), "lr": lr_at(step), **logs})
