@@ -9,4 +9,5 @@ bash "$ROOT/scripts/setup.sh" --teacher
 . "$ROOT/scripts/env.sh"
 cd "$ROOT"
 python -m pytest mp3d_ros/test -m "not teacher" "$@"
-"$ROOT/.venv-teacher/bin/python" -m pytest mp3d_ros/test/test_teachers.py -m teacher "$@"
+"$ROOT/.venv-teacher/bin/python" -m pytest mp3d_ros/test/test_teachers.py mp3d_ros/test/test_backbones.py \
+  -m teacher "$@"

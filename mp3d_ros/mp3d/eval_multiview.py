@@ -88,10 +88,12 @@ class MultiviewConfig:
     without pseudo ground truth is below this fraction of that person's 2D size is ignored in
     precision (lenient on purpose: someone is there); min_visible_joints: a true person counts in
     a view when at least this many of its joints project inside the image; pck_mm: 3DPCK
-    threshold."""
+    threshold; conf_frac: per-joint confidence is scored against "the joint's root-relative
+    error is within this fraction of the person's height"."""
 
     match_frac: float = 0.10
     ignore_frac: float = 0.25
+    conf_frac: float = 0.15         # a joint is right within this fraction of body height
     min_visible_joints: int = 8
     pck_mm: float = 150.0
     triangulation: mv.TriangulationConfig = mv.TriangulationConfig()
@@ -541,6 +543,7 @@ class StepTruth:
     people: list[mv.TriangulatedPerson]
     rejected: list[mv.TriangulatedPerson]
     unclaimed: list[list[int]]
+    heights: list[float] = field(default_factory=list)  # per person: stature (m) over its track
 
 
 def pseudo_ground_truth(cams: Sequence[mv.Camera], outs: Sequence[dict[int, FrameTeacher]],
@@ -589,14 +592,19 @@ def truth_quality(truth: Sequence[StepTruth]) -> dict[str, float]:
 
 def person_tracks(truth: Sequence[StepTruth]) -> dict[int, np.ndarray]:
     """The pseudo ground truth's people linked over time steps: {id: (n, 17, 3) joints}, most
-    seen first."""
+    seen first. Sets each step's `heights` (a person's stature from its whole track: one step
+    rarely has every joint)."""
     ids = mv.link_tracks([np.array([p.joints[sk.ROOT] for p in s.people]).reshape(-1, 3)
                           for s in truth])
     out: dict[int, list[np.ndarray]] = {}
     for s, idx in zip(truth, ids):
         for p, i in zip(s.people, idx):
             out.setdefault(int(i), []).append(p.joints)
-    return {k: np.stack(v) for k, v in sorted(out.items(), key=lambda kv: -len(kv[1]))}
+    tracks = {k: np.stack(v) for k, v in sorted(out.items(), key=lambda kv: -len(kv[1]))}
+    height = {k: mv.body_dimensions(v)["height_m"] for k, v in tracks.items()}
+    for s, idx in zip(truth, ids):
+        s.heights = [height[int(i)] for i in idx]
+    return tracks
 
 
 # ------------------------------------------------------------------------------------------------
@@ -607,12 +615,14 @@ def person_tracks(truth: Sequence[StepTruth]) -> dict[int, np.ndarray]:
 class Predictions:
     """One method's people in one view image. kp2d: (P, 17, 2) undistorted px; world: (P, 17, 3)
     joints in the world frame (absolute, or root-relative in world orientation when `absolute`
-    is False); mask2d: (P, 17) bool, joints whose 2D the method gives."""
+    is False); mask2d: (P, 17) bool, joints whose 2D the method gives; conf: (P, 17) per-joint
+    confidence in [0, 1], or None when the method gives none."""
 
     kp2d: np.ndarray
     world: np.ndarray
     mask2d: np.ndarray
     absolute: bool
+    conf: np.ndarray | None = None
 
 
 @dataclass
@@ -629,6 +639,11 @@ class Record:
     root_err: float = float("nan")
     root_pct: float = float("nan")
     root: np.ndarray = field(default_factory=lambda: np.full(3, np.nan))
+    # Per-joint confidence of the joints with truth, whether each is right, and whether it lies
+    # outside this view's image (truncated); empty when the method gives no confidence.
+    conf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    right: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    truncated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
 
 @dataclass
@@ -666,6 +681,20 @@ class Tally:
         sp = [float(np.sqrt(((np.array(v) - np.mean(v, axis=0)) ** 2).sum(-1).mean()))
               for v in roots.values() if len(v) >= 2]
         out["crossview_root_spread_m"] = _mean(sp)
+        scored = [x for x in r if len(x.conf)]
+        if scored:
+            conf = np.concatenate([x.conf for x in scored])
+            right = np.concatenate([x.right for x in scored])
+            cut = [x for x in scored if x.truncated.any()]
+            out["conf_auc"] = metrics.roc_auc(conf, right)
+            out["conf_auc_truncated_people"] = (metrics.roc_auc(
+                np.concatenate([x.conf for x in cut]), np.concatenate([x.right for x in cut]))
+                if cut else float("nan"))
+            trunc = np.concatenate([x.truncated for x in scored])
+            out["conf_mean_truncated"] = float(conf[trunc].mean()) if trunc.any() else float(
+                "nan")
+            out["conf_mean_in_view"] = float(conf[~trunc].mean()) if (~trunc).any() else float(
+                "nan")
         out["crossview_people"] = len(sp)
         out["nearest_root_dist_frac"] = (float(np.median(self.near_dist)) if self.near_dist
                                          else float("nan"))
@@ -764,6 +793,12 @@ def score_view(tally: Tally, cam: mv.Camera, step: StepTruth, view: int, pred: P
                      float(metrics.pck3d((pr - pr[sk.ROOT])[None], (gt - gt[sk.ROOT])[None],
                                          cfg.pck_mm,
                                          tuple(j for j in PCK_JOINTS if person.valid[j]))[0]))
+        if pred.conf is not None:
+            height = step.heights[g] if step.heights else mv.body_dimensions(gt[None])["height_m"]
+            err = np.linalg.norm((pr - pr[sk.ROOT]) - (gt - gt[sk.ROOT]), axis=-1)[valid]
+            rec.conf = pred.conf[p, valid]
+            rec.right = err <= cfg.conf_frac * height
+            rec.truncated = ~gmask[g, valid]
         if pred.absolute:
             dist = float(np.linalg.norm(gt[sk.ROOT] - cam.centre))
             rec.root = pr[sk.ROOT].copy()
@@ -827,7 +862,8 @@ def student_predictions(cam: mv.Camera, people: Sequence) -> Predictions:
     kp2d = np.array([p.keypoints_2d for p in people]).reshape(n, sk.NUM_JOINTS, 2)
     cam3d = np.array([p.joints_3d for p in people]).reshape(n, sk.NUM_JOINTS, 3)
     world = (cam3d - cam.t) @ cam.R  # R^T (X - t)
-    return Predictions(kp2d, world, np.ones((n, sk.NUM_JOINTS), bool), absolute=True)
+    conf = np.array([p.joint_scores for p in people]).reshape(n, sk.NUM_JOINTS)
+    return Predictions(kp2d, world, np.ones((n, sk.NUM_JOINTS), bool), absolute=True, conf=conf)
 
 
 def mean_pose_pa(mean_pose: np.ndarray, truth: Sequence[StepTruth], cams: Sequence[mv.Camera],
@@ -1041,6 +1077,10 @@ def _print_report(args: argparse.Namespace, rig: Rig, cams: Sequence[mv.Camera],
           + ", ".join(f"{c.name} {f(f'people_per_image_view{v}', '.2f')}"
                       for v, c in enumerate(cams))
           + f"; {f('student_ms_per_image', '.0f')} ms per image")
+    print(f"  student's per-joint confidence: ROC AUC {f('conf_auc', '.3f')} against \"right "
+          f"within {100 * MultiviewConfig.conf_frac:.0f}% of height\" (people cut by the border: "
+          f"{f('conf_auc_truncated_people', '.3f')}); mean confidence of joints outside the "
+          f"view {f('conf_mean_truncated', '.2f')}, inside {f('conf_mean_in_view', '.2f')}")
     print("  student's nearest person to each true person-view (medians): root "
           f"{f('nearest_root_dist_frac', '.2f')} of the true 2D size away, "
           f"{f('nearest_size_ratio', '.2f')} x its 2D size")

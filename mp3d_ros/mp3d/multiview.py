@@ -761,11 +761,17 @@ def triangulate_people(cams: Sequence[Camera], kps: Sequence[np.ndarray],
 # Body dimensions
 
 
+# Hip-to-ankle length as a fraction of stature (hip joint ~53% of stature above the floor, the
+# ankle ~4%): the stature estimate of a person whose head and trunk were never triangulated.
+LEG_STATURE_FRAC = 0.49
+
+
 def body_dimensions(joints: np.ndarray) -> dict[str, float]:
     """Median body dimensions (m) of MuPoTS poses (N, 17, 3) (NaN joints are skipped): upper arm,
     forearm, thigh, shin, shoulder and hip width, and a posture-independent stature estimate:
     (shin + thigh + pelvis-to-thorax + thorax-to-head) / 0.87 (the ankle sits ~4% of stature
-    above the floor, the ears' midpoint ~9% below the top of the head)."""
+    above the floor, the ears' midpoint ~9% below the top of the head), or, where no head or
+    trunk was seen, (thigh + shin) / LEG_STATURE_FRAC."""
     J = np.asarray(joints, dtype=np.float64)
     assert J.ndim == 3 and J.shape[1:] == (sk.NUM_JOINTS, 3), J.shape
     i = sk.INDEX
@@ -788,8 +794,11 @@ def body_dimensions(joints: np.ndarray) -> dict[str, float]:
         }
         trunk = seg("pelvis", "thorax") + seg("thorax", "head")
         dims["height_m"] = (dims["shin_m"] + dims["thigh_m"] + trunk) / 0.87
-        return {k: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
-                for k, v in dims.items()}
+        out = {k: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
+               for k, v in dims.items()}
+        if not np.isfinite(out["height_m"]):  # no head or trunk seen: from the legs alone
+            out["height_m"] = (out["thigh_m"] + out["shin_m"]) / LEG_STATURE_FRAC
+        return out
 
 
 def link_tracks(roots: Sequence[np.ndarray], max_move_m: float = 0.5) -> list[np.ndarray]:
