@@ -75,6 +75,11 @@ class Source:
             raise ValueError(f"bad time range in {spec!r}: need 0 <= START < END <= 1")
         return Source(parts[0], start, end, parts[2] if len(parts) == 3 else None)
 
+    def spec(self) -> str:
+        """The ``PATH@START:END[@TOPIC]`` form that `parse` reads."""
+        return f"{self.path}@{self.start_frac:g}:{self.end_frac:g}" + (
+            f"@{self.topic}" if self.topic else "")
+
 
 @dataclass
 class Sample:

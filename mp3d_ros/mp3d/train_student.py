@@ -29,7 +29,7 @@ from mp3d import skeleton as sk
 from mp3d.estimator import load_student, student_checkpoint
 from mp3d.heatmaps import grid_to_image
 from mp3d.lifting import focal_loss, load_posemap, posemap_inputs
-from mp3d.networks import StudentConfig, StudentNet, count_parameters
+from mp3d.networks import BACKBONES, StudentConfig, StudentNet, count_parameters
 from mp3d.paths import default_model
 from mp3d.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
 from mp3d.pool import PoolConfig, Source, build_pool
@@ -67,14 +67,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", help="image topic (bags)")
     p.add_argument("--start-frac", type=float, default=0.0,
                    help="time range of sources given without @START:END")
-    p.add_argument("--end-frac", type=float, default=0.75)
+    p.add_argument("--end-frac", type=float, default=1.0)
     p.add_argument("--views", type=int, default=4,
                    help="samples per frame: the letterbox plus random zooms, crops, rotations")
     p.add_argument("--frame-step", type=int, default=1, help="use every n-th frame")
     p.add_argument("--init", help="start from this student checkpoint's weights (a new run: "
                    "fresh optimiser and schedule), e.g. the shipped general model")
-    p.add_argument("--backbone", choices=["plain", "yolo11n"], default="plain",
+    p.add_argument("--backbone", choices=list(BACKBONES), default="plain",
                    help="student encoder of a new run (--init and --resume keep theirs)")
+    p.add_argument("--input-size", default="512x384", help="WIDTHxHEIGHT of a new run's input "
+                   "(images are letterboxed to it; multiples of 16)")
     p.add_argument("--pretrained", default="cache/pretrained/yolo11n_backbone.pt",
                    help="pretrained encoder weights for --backbone yolo11n (made by "
                    "scripts/extract_yolo_backbone.py in .venv-teacher)")
@@ -108,6 +110,17 @@ class Prepared:
     peak_code: list[np.ndarray]     # per f: (M, D + 6 + 17) P's z, rot6d, joint conf logits
     peak_teacher: list[np.ndarray]  # per f: (M, 17, 3) teacher joints (MuPoTS order) x, y, conf
     peak_size: list[np.ndarray]     # per f: (M,) teacher person size (px), 0 if unassociated
+
+
+def parse_size(spec: str) -> tuple[int, int]:
+    """"WIDTHxHEIGHT" -> (width, height), multiples of 16."""
+    try:
+        w, h = (int(v) for v in spec.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"bad size {spec!r}: expected WIDTHxHEIGHT, e.g. 512x384") from None
+    if w <= 0 or h <= 0 or w % 16 or h % 16:
+        raise ValueError(f"bad size {spec!r}: width and height must be positive multiples of 16")
+    return w, h
 
 
 def pool_sources(args: argparse.Namespace) -> list[Source]:
@@ -304,8 +317,10 @@ def train_student(args: argparse.Namespace) -> Path:
     elif args.init:
         net, _, _ = load_student(load_checkpoint(args.init, "mp3d.student"))
     else:
-        net = StudentNet(StudentConfig(backbone=args.backbone))
-        if args.backbone == "yolo11n":
+        width, height = parse_size(args.input_size)
+        net = StudentNet(StudentConfig(backbone=args.backbone, input_width=width,
+                                       input_height=height))
+        if args.backbone.startswith("yolo11n"):
             from mp3d.backbones import load_pretrained
 
             load_pretrained(net.encoder, args.pretrained)
@@ -331,7 +346,7 @@ def train_student(args: argparse.Namespace) -> Path:
         if rank == 0:
             save_checkpoint(student_checkpoint(
                 net, pcfg.maps, prior.decoder, step=step, optimizer=opt.state_dict(),
-                data=[str(src) for src in pool_sources(args)], init=args.init,
+                data=[src.spec() for src in pool_sources(args)], init=args.init,
                 teacher=args.teacher, parameters=count_parameters(net)), ckpt_path)
 
     log = CsvLog(out / "student_log.csv", LOG_FIELDS, resume=args.resume) if rank == 0 else None

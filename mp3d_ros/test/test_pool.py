@@ -74,6 +74,7 @@ def test_sample_drops_keypoints_that_leave_and_swaps_sides_when_mirrored():
 ])
 def test_source_spec(spec, want):
     assert Source.parse(spec) == want
+    assert Source.parse(want.spec()) == want
 
 
 @pytest.mark.parametrize("spec", ["", "a@1:0.5", "a@x:y", "a@0:2"])
