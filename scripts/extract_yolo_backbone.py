@@ -16,13 +16,13 @@ Usage (the teacher environment, which has ultralytics; the written file does not
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from mp3d.backbones import PRETRAINED_KIND, Yolo11Backbone
+from mp3d.paths import file_sha256
 from mp3d.teachers import _import_or_hint, _offline_ultralytics_env, yolo_pose_weights
 from mp3d.training import save_checkpoint
 from torch import nn
@@ -134,14 +134,6 @@ def verify(model: nn.Module, state: dict[str, torch.Tensor], images: list[torch.
     return rows
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "cache/pretrained/yolo11n_backbone.pt")
@@ -168,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     save_checkpoint({"kind": PRETRAINED_KIND, "arch": "yolo11n", "layers": "0-22 (backbone+neck)",
                      "input": "RGB in [0, 1], no mean/std", "source": str(weights),
-                     "source_sha256": sha256(weights), "licence": LICENCE,
+                     "source_sha256": file_sha256(weights), "licence": LICENCE,
                      "ultralytics_version": ultralytics.__version__, "max_abs_diff": worst,
                      "state_dict": state}, a.out)
     print(f"max difference {worst:.3g} < {a.tol:g}; wrote {a.out} ({len(state)} tensors, "

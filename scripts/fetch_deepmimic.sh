@@ -15,6 +15,8 @@
 # Usage: bash scripts/fetch_deepmimic.sh        (target folder: $MP3D_MOCAP_DIR or cache/mocap)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=fetch_lib.sh
+. "$ROOT/scripts/fetch_lib.sh"
 DEST="${MP3D_MOCAP_DIR:-$ROOT/cache/mocap}/deepmimic"
 PY="${PYTHON:-python3}"
 WHEEL="pybullet-3.2.7-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -39,19 +41,11 @@ declare -A FILE_SHA256=(
   [humanoid.urdf]="4a449f923dcbd242c1c6a3ad15e62047c6cb2fc1d275bf31a339bf60d27a6894"
 )
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 member_of() {  # path of a file inside the wheel
   case "$1" in
     humanoid.urdf) echo "pybullet_data/humanoid/humanoid.urdf" ;;
     *) echo "$MOTIONS/$1" ;;
   esac
-}
-
-all_present() {
-  local f
-  for f in "${!FILE_SHA256[@]}"; do
-    [ -f "$DEST/$f" ] && [ "$(sha_of "$DEST/$f")" = "${FILE_SHA256[$f]}" ] || return 1
-  done
 }
 
 if all_present; then

@@ -9,6 +9,8 @@
 # Usage: bash scripts/fetch_mocap.sh            (target folder: $MP3D_MOCAP_DIR or cache/mocap)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=fetch_lib.sh
+. "$ROOT/scripts/fetch_lib.sh"
 DEST="${MP3D_MOCAP_DIR:-$ROOT/cache/mocap}/lafan1"
 PY="${PYTHON:-python3}"
 SDIST="bvhtools-1.6.0.tar.gz"
@@ -17,15 +19,6 @@ declare -A FILE_SHA256=(
   [test.bvh]="53c90d858221d02a623776b6bca9d4cfed17ea832fc7bd641b35549055af912c"
   [test2.bvh]="4f15d0b1caac72f9e58745f5ab9183d7dc051dd6fcdc4e1bd90af128b8cfab4d"
 )
-
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-all_present() {
-  local f
-  for f in "${!FILE_SHA256[@]}"; do
-    [ -f "$DEST/$f" ] && [ "$(sha_of "$DEST/$f")" = "${FILE_SHA256[$f]}" ] || return 1
-  done
-}
 
 if all_present; then
   echo "[fetch_mocap] present: $DEST" >&2

@@ -14,6 +14,8 @@
 # Usage: bash scripts/fetch_pose2sim.sh          (target folder: $MP3D_POSE2SIM_DIR or cache/pose2sim)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=fetch_lib.sh
+. "$ROOT/scripts/fetch_lib.sh"
 DEST="${MP3D_POSE2SIM_DIR:-$ROOT/cache/pose2sim}"
 PY="${PYTHON:-python3}"
 WHEEL="pose2sim-0.10.39-py3-none-any.whl"
@@ -32,15 +34,6 @@ declare -A FILE_SHA256=(
   [Pose2Sim/Demo_SinglePerson/videos/cam03.mp4]="b8b329f832f178f27ecb78d024d5026b96c6adb36c387bfe2c0af85eab8a11ca"
   [Pose2Sim/Demo_SinglePerson/videos/cam04.mp4]="b5c0e7863fd70d008e7178d3c556b045b0ea5f78fcd61ca548a0b2e807e641f7"
 )
-
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
-
-all_present() {
-  local f
-  for f in "${!FILE_SHA256[@]}"; do
-    [ -f "$DEST/$f" ] && [ "$(sha_of "$DEST/$f")" = "${FILE_SHA256[$f]}" ] || return 1
-  done
-}
 
 if all_present; then
   echo "[fetch_pose2sim] present: $DEST/Pose2Sim" >&2

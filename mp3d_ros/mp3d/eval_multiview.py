@@ -49,6 +49,7 @@ import numpy as np
 from mp3d import metrics
 from mp3d import multiview as mv
 from mp3d import skeleton as sk
+from mp3d.paths import file_sha256
 
 REPO = Path(__file__).resolve().parents[2]
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -313,17 +314,9 @@ def load_frames(path: Path) -> tuple[dict[int, FrameTeacher], dict[str, str]]:
     return out, meta
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def cache_path(cache: Path, video: Path, settings: TeacherSettings) -> Path:
     """Cache file of one video's teacher outputs: keyed by its content and the settings."""
-    key = hashlib.sha256(f"{_sha256_file(video)}|{settings.imgsz}|{settings.conf:g}|"
+    key = hashlib.sha256(f"{file_sha256(video)}|{settings.imgsz}|{settings.conf:g}|"
                          f"{TEACHER_SCHEMA}".encode()).hexdigest()[:16]
     return cache / f"{video.stem}-{key}.npz"
 

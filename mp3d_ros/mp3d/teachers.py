@@ -39,6 +39,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .paths import file_sha256
 from .skeleton import COCO_NAMES
 
 __all__ = [
@@ -149,15 +150,6 @@ def _check_rgb(rgb: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _file_sha256(path: Path) -> str:
-    """sha256 of a file's content."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _package_dir(package: str) -> Path:
     """Folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(package)
@@ -215,7 +207,7 @@ class YoloPoseTeacher:
         self.model = ultralytics.YOLO(str(self.weights), task="pose")
         if self.model.task != "pose":
             raise ValueError(f"{self.weights} is a {self.model.task!r} model, not a pose model")
-        digest = _file_sha256(self.weights)[:12]
+        digest = file_sha256(self.weights)[:12]
         self.name = (f"yolo-pose:{self.weights.stem}@{digest}:ul{ultralytics.__version__}"
                      f":imgsz={self.imgsz}:conf={self.conf:g}:iou={self.iou:g}"
                      f":max_det={self.max_det}:clip={int(clip)}")
@@ -428,7 +420,7 @@ class TopDownBlazePoseTeacher:
         digest = hashlib.sha256()
         for f in ("pose_detection/pose_detection.tflite",
                   "pose_landmark/pose_landmark_full.tflite"):
-            digest.update(_file_sha256(mods / f).encode())
+            digest.update(file_sha256(mods / f).encode())
         self.name = (f"blazepose-topdown:mp{mp.__version__}@{digest.hexdigest()[:12]}:c1"
                      f":pad={self.pad:g}:mask={self.mask_margin}:inside={self.min_inside:g}"
                      f":minconf={self.min_detection_confidence:g}"
