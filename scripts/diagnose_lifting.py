@@ -148,12 +148,8 @@ def run_condition(name: str, noise: TeacherNoise, heldout: np.ndarray, people: l
     """Evaluate P on scenes seen through `noise`; per matched person, everything needed later."""
     decoder = prior.decoder
 
-    def codes(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = net.heads.codes(f)
-        return out[0], out[1]  # (z, rot6d); newer CodeHeads add joint confidences
-
     def decode_feat(f: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        z, r6 = codes(f)
+        z, r6, _ = net.heads.codes(f)
         rot = rot6d_to_matrix(r6.float())
         canon = decoder(z.float())
         rel = torch.einsum("nij,nkj->nki", rot, canon)

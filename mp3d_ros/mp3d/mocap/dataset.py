@@ -26,6 +26,7 @@ from mp3d import skeleton as sk
 from mp3d.mocap import deepmimic
 from mp3d.mocap.bvh import read_bvh
 from mp3d.mocap.retarget import SHIPPED, Mapping, detect_mapping, load_mapping, retarget
+from mp3d.paths import file_sha256
 
 # Bump when the conversion changes in a way that invalidates cached results.
 CACHE_VERSION = 1
@@ -87,15 +88,6 @@ def find_bvh_files(inputs: Iterable[str | Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
     return out
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def select_frames(num_frames: int, src_fps: float, fps: float | None = None,
