@@ -47,36 +47,122 @@ class Intrinsics:
         return Intrinsics(f, f, (width - 1) / 2.0, (height - 1) / 2.0, int(width), int(height))
 
 
-def intrinsics_from_camera_info(
-    k: Sequence[float],
-    width: int,
-    height: int,
-    p: Sequence[float] | None = None,
-    rectified: bool = False,
-) -> Intrinsics:
-    """Intrinsics from CameraInfo fields: K (9 numbers, row-major) or, for rectified images, the
-    left 3x3 of P (12 numbers). Raises ValueError on an all-zero or malformed matrix (an
-    uncalibrated camera publishes zeros)."""
-    if rectified:
-        if p is None or len(p) != 12:
-            raise ValueError("rectified intrinsics need P with 12 numbers")
-        m = np.asarray(p, dtype=np.float64).reshape(3, 4)[:, :3]
-    else:
-        if len(k) != 9:
-            raise ValueError(f"K must have 9 numbers, got {len(k)}")
-        m = np.asarray(k, dtype=np.float64).reshape(3, 3)
-    if not np.all(np.isfinite(m)) or m[0, 0] <= 0 or m[1, 1] <= 0:
-        raise ValueError(f"camera matrix is not calibrated (fx={m[0, 0]}, fy={m[1, 1]})")
-    return Intrinsics(float(m[0, 0]), float(m[1, 1]), float(m[0, 2]), float(m[1, 2]), int(width),
-                      int(height))
+FALLBACK_HFOV_DEG = 60.0
+"""Horizontal field of view assumed for a camera with no usable calibration (a typical webcam)."""
+
+
+@dataclass(frozen=True)
+class CameraCalibration:
+    """What a ``sensor_msgs/CameraInfo`` says about the pinhole model: K (9 numbers, row-major),
+    P (12 numbers, row-major; the rectified camera) and the calibrated image size (0 x 0: not
+    given). Plain values, so it crosses threads and processes freely."""
+
+    k: tuple[float, ...]
+    p: tuple[float, ...]
+    width: int
+    height: int
+
+    @staticmethod
+    def from_msg(msg: object) -> CameraCalibration:
+        """From a CameraInfo message (rclpy, rosbags, or anything with ``k``, ``p``, ``width``,
+        ``height``; ROS 1 style ``K``/``P`` too). Missing or short matrices become empty
+        tuples, which :func:`resolve_intrinsics` reports."""
+        def numbers(name: str) -> tuple[float, ...]:
+            value = getattr(msg, name, None)
+            if value is None:
+                value = getattr(msg, name.upper(), ())
+            try:
+                return tuple(float(v) for v in value)
+            except (TypeError, ValueError):
+                return ()
+
+        return CameraCalibration(numbers("k"), numbers("p"), int(getattr(msg, "width", 0) or 0),
+                                 int(getattr(msg, "height", 0) or 0))
+
+
+@dataclass(frozen=True)
+class FallbackCamera:
+    """The intrinsics to use when no CameraInfo is usable: ``fx`` (px; 0: from ``hfov_deg``),
+    ``fy`` (0: fx), ``cx``/``cy`` (None: the image centre)."""
+
+    fx: float = 0.0
+    fy: float = 0.0
+    cx: float | None = None
+    cy: float | None = None
+    hfov_deg: float = FALLBACK_HFOV_DEG
+
+    def intrinsics(self, width: int, height: int) -> Intrinsics:
+        """The fallback intrinsics of a width x height image."""
+        if not self.fx:
+            return Intrinsics.from_fov(width, height, self.hfov_deg)
+        return Intrinsics(self.fx, self.fy or self.fx,
+                          (width - 1) / 2.0 if self.cx is None else self.cx,
+                          (height - 1) / 2.0 if self.cy is None else self.cy, width, height)
+
+
+@dataclass(frozen=True)
+class ResolvedIntrinsics:
+    """The intrinsics of one image and where they came from. source: 'camera_info' (as
+    calibrated), 'camera_info_rescaled' (calibrated at another size, scaled to the image) or
+    'fallback'; problem: why the CameraInfo was rescaled or not used (None: nothing to say)."""
+
+    intrinsics: Intrinsics
+    source: str
+    problem: str | None = None
+
+
+def _pinhole(calib: CameraCalibration, use_p: bool) -> Intrinsics:
+    """The calibration's K (or P's left 3x3) at its own size; ValueError when unusable."""
+    name, numbers, n = ("P", calib.p, 12) if use_p else ("K", calib.k, 9)
+    if len(numbers) != n:
+        raise ValueError(f"CameraInfo {name} has {len(numbers)} numbers, not {n}")
+    m = np.asarray(numbers, dtype=np.float64).reshape(3, n // 3)
+    fx, fy, cx, cy = m[0, 0], m[1, 1], m[0, 2], m[1, 2]
+    if not np.all(np.isfinite([fx, fy, cx, cy])) or fx <= 0 or fy <= 0:
+        raise ValueError(f"CameraInfo {name} is not a calibration (fx={fx:g}, fy={fy:g}, "
+                         f"cx={cx:g}, cy={cy:g})")
+    return Intrinsics(float(fx), float(fy), float(cx), float(cy), calib.width, calib.height)
+
+
+def resolve_intrinsics(calib: CameraCalibration | None, width: int, height: int,
+                       fallback: FallbackCamera = FallbackCamera(),
+                       rectified: bool = False) -> ResolvedIntrinsics:
+    """The one intrinsics policy (pose node, replay, estimate, datasets) for a width x height
+    image: the CameraInfo's K, or for rectified images its P (K when P is unusable); rescaled
+    (:func:`resize_intrinsics`) when the CameraInfo was calibrated at another size (a size of
+    0 x 0 means the image's); the fallback camera when there is no CameraInfo or its matrix
+    is zero, NaN or has a non-positive focal length."""
+    if calib is None:
+        return ResolvedIntrinsics(fallback.intrinsics(width, height), "fallback",
+                                  "no CameraInfo")
+    if not calib.width or not calib.height:
+        calib = replace(calib, width=int(width), height=int(height))
+    problems = []
+    intr = None
+    for use_p in ((True, False) if rectified else (False,)):
+        try:
+            intr = _pinhole(calib, use_p)
+            break
+        except ValueError as exc:
+            problems.append(str(exc))
+    if intr is None:
+        return ResolvedIntrinsics(fallback.intrinsics(width, height), "fallback",
+                                  "; ".join(problems) + ": using the fallback intrinsics")
+    if (calib.width, calib.height) == (width, height):
+        return ResolvedIntrinsics(intr, "camera_info", "; ".join(problems) or None)
+    problems.append(f"CameraInfo is {calib.width}x{calib.height}, the image {width}x{height}: "
+                    "intrinsics rescaled")
+    return ResolvedIntrinsics(resize_intrinsics(intr, width, height), "camera_info_rescaled",
+                              "; ".join(problems))
 
 
 def intrinsics_or_fov(k: np.ndarray | None, width: int, height: int,
                       hfov_deg: float) -> Intrinsics:
-    """Intrinsics from a (3, 3) camera matrix, or Intrinsics.from_fov when there is none."""
-    if k is None:
-        return Intrinsics.from_fov(width, height, hfov_deg)
-    return intrinsics_from_camera_info(np.asarray(k, dtype=np.float64).ravel(), width, height)
+    """Intrinsics from a (3, 3) camera matrix of a width x height image, or the field-of-view
+    fallback when there is none or it is unusable (:func:`resolve_intrinsics`)."""
+    calib = None if k is None else CameraCalibration(
+        tuple(np.asarray(k, dtype=np.float64).ravel()), (), int(width), int(height))
+    return resolve_intrinsics(calib, width, height, FallbackCamera(hfov_deg=hfov_deg)).intrinsics
 
 
 def project(points: np.ndarray, intr: Intrinsics) -> np.ndarray:

@@ -18,9 +18,8 @@ Kinds:
 - `BagDataset`: one image topic (``sensor_msgs/msg/Image`` or ``CompressedImage``) of a rosbag2
   recording (folder with metadata.yaml, or a bare ``.mcap`` / ``.db3`` file), read with the pure
   Python ``rosbags`` library (imported lazily: no ROS install needed); stamps from
-  ``header.stamp``; intrinsics from a CameraInfo topic (nearest stamp). Images are converted by
-  `image_msg_to_rgb` / `compressed_msg_to_rgb`, small numpy converters for ``rosbags`` message
-  objects (the ROS edge has its own, for rclpy messages, in ``mp3d_ros.image_conversion``).
+  ``header.stamp``; intrinsics from a CameraInfo topic (nearest stamp). Images are decoded by
+  `mp3d.imagecodec` (the codec the pose node and replay use).
 
 Datasets keep file handles open for fast sequential reads; they are not thread-safe, but they pickle
 (handles are reopened), so each DataLoader worker gets its own.
@@ -37,17 +36,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mp3d.imagecodec import msg_to_rgb
+
 __all__ = [
     "BagDataset",
     "Frame",
-    "ImageConversionError",
     "ImageDataset",
     "ImageFolderDataset",
     "IMAGE_EXTENSIONS",
     "SubsetDataset",
     "VideoDataset",
-    "compressed_msg_to_rgb",
-    "image_msg_to_rgb",
     "open_dataset",
     "split_by_time",
 ]
@@ -363,91 +361,6 @@ class ImageFolderDataset(ImageDataset):
 
 
 # ------------------------------------------------------------------------------------------------
-# ROS image messages (rosbags message objects, or anything with the same fields) -> RGB
-
-
-class ImageConversionError(ValueError):
-    """An image message that cannot be converted; the message names the field."""
-
-
-# encoding -> (channels, bytes per channel, OpenCV conversion to RGB or None for as-is)
-_ENCODINGS: dict[str, tuple[int, int, int | None]] = {
-    "rgb8": (3, 1, None),
-    "bgr8": (3, 1, cv2.COLOR_BGR2RGB),
-    "8UC3": (3, 1, cv2.COLOR_BGR2RGB),  # read as bgr8, like cv_bridge
-    "rgba8": (4, 1, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, 1, cv2.COLOR_BGRA2RGB),
-    "8UC4": (4, 1, cv2.COLOR_BGRA2RGB),
-    "mono8": (1, 1, cv2.COLOR_GRAY2RGB),
-    "8UC1": (1, 1, cv2.COLOR_GRAY2RGB),
-    "mono16": (1, 2, cv2.COLOR_GRAY2RGB),  # high byte kept (value >> 8), no auto-ranging
-    "16UC1": (1, 2, cv2.COLOR_GRAY2RGB),
-    "yuv422": (2, 1, cv2.COLOR_YUV2RGB_UYVY),  # U Y0 V Y1
-    "uyvy": (2, 1, cv2.COLOR_YUV2RGB_UYVY),
-    "UYVY": (2, 1, cv2.COLOR_YUV2RGB_UYVY),
-    "yuv422_yuy2": (2, 1, cv2.COLOR_YUV2RGB_YUY2),  # Y0 U Y1 V
-    "yuyv": (2, 1, cv2.COLOR_YUV2RGB_YUY2),
-    "YUYV": (2, 1, cv2.COLOR_YUV2RGB_YUY2),
-}
-SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_ENCODINGS)
-
-
-def _data_bytes(data: object, what: str) -> np.ndarray:
-    try:
-        return np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) \
-            else data.reshape(-1).view(np.uint8)
-    except (TypeError, ValueError) as exc:
-        raise ImageConversionError(f"{what}.data is not a byte buffer: {exc}") from exc
-
-
-def image_msg_to_rgb(msg: object) -> np.ndarray:
-    """``sensor_msgs/msg/Image`` (fields encoding, height, width, step, is_bigendian, data) ->
-    (H, W, 3) uint8 RGB, a new C-contiguous array. Rows are read through ``step`` (padding
-    ignored); 16-bit greys keep the high byte. Raises ImageConversionError on an unsupported
-    encoding or inconsistent sizes."""
-    enc = str(msg.encoding)
-    if enc not in _ENCODINGS:
-        raise ImageConversionError(
-            f"unsupported encoding {enc!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
-    ch, bpc, code = _ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    row = w * ch * bpc
-    if h <= 0 or w <= 0:
-        raise ImageConversionError(f"height and width must be positive, got {h}x{w} ({enc})")
-    if step < row:
-        raise ImageConversionError(f"step {step} < width * bytes per pixel = {row} ({enc})")
-    if ch == 2 and w % 2:
-        raise ImageConversionError(f"YUV 4:2:2 needs an even width, got {w}")
-    data = _data_bytes(msg.data, "Image")
-    need = step * (h - 1) + row
-    if data.size < need:
-        raise ImageConversionError(
-            f"data has {data.size} bytes, {h}x{w} {enc} with step {step} needs {need}")
-    rows = np.lib.stride_tricks.as_strided(data, shape=(h, row), strides=(step, 1))
-    if bpc == 2:
-        hi = 0 if int(getattr(msg, "is_bigendian", 0)) else 1
-        img = np.ascontiguousarray(rows.reshape(h, w, 2)[..., hi])
-    else:
-        img = rows.reshape(h, w, ch) if ch > 1 else rows.reshape(h, w)
-    if code is None:
-        return np.ascontiguousarray(img)
-    return cv2.cvtColor(np.ascontiguousarray(img), code)
-
-
-def compressed_msg_to_rgb(msg: object) -> np.ndarray:
-    """``sensor_msgs/msg/CompressedImage`` (JPEG/PNG data; ``format`` like "jpeg", "png" or
-    "rgb8; jpeg compressed bgr8") -> (H, W, 3) uint8 RGB. compressedDepth is rejected."""
-    fmt = str(getattr(msg, "format", ""))
-    if "compresseddepth" in fmt.lower():
-        raise ImageConversionError(f"compressedDepth images are not colour images ({fmt!r})")
-    data = _data_bytes(msg.data, "CompressedImage")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageConversionError(f"cv2.imdecode failed on {data.size} bytes (format {fmt!r})")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-# ------------------------------------------------------------------------------------------------
 # rosbag2
 
 
@@ -567,10 +480,7 @@ class BagDataset(ImageDataset):
         return self._reader
 
     def _decode(self, raw: bytes | memoryview, msgtype: str) -> np.ndarray:
-        msg = self._open().deserialize(raw, msgtype)
-        if msgtype.endswith("CompressedImage"):
-            return compressed_msg_to_rgb(msg)
-        return image_msg_to_rgb(msg)
+        return msg_to_rgb(self._open().deserialize(raw, msgtype))
 
     def read_rgb(self, i: int) -> np.ndarray:
         reader = self._open()

@@ -25,7 +25,7 @@ def _people(msg) -> list[Person]:
 
 def main(argv: list[str] | None = None) -> int:
     from mp3d.estimate_cli import picture
-    from mp3d.imagedata import compressed_msg_to_rgb, image_msg_to_rgb
+    from mp3d.imagecodec import msg_to_rgb
 
     from mp3d_ros.bagio import read_messages
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if matched:
         key = max(matched, key=lambda k: len(people[k]))
         msg = images[key]
-        rgb = (compressed_msg_to_rgb(msg) if hasattr(msg, "format") else image_msg_to_rgb(msg))
+        rgb = msg_to_rgb(msg)
         picture(rgb, people[key], a.out)
         print(f"picture: {a.out}")
     print(f"output bag: {a.out_bag} (play it with `mp3d play`, view in RViz: rviz/mp3d.rviz)")

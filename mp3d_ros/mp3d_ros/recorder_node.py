@@ -36,7 +36,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from mp3d_ros import params
 from mp3d_ros.bagio import BagError, BagWriter
-from mp3d_ros.image_conversion import ImageConversionError, image_to_rgb
+from mp3d.imagecodec import ImageConversionError, image_to_rgb
 from mp3d_ros.recorder import (
     MB,
     PARAMETERS,

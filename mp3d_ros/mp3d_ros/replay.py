@@ -200,7 +200,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     Raises ReplayError (or bagio.BagError) before anything is written when the input is unusable."""
     from builtin_interfaces.msg import Time
     from mp3d.estimator import FALLBACK_HFOV_DEG, Estimator
-    from mp3d.imagedata import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
+    from mp3d.imagecodec import ImageConversionError, msg_to_rgb
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
 
@@ -252,7 +252,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
                 if topic != image_topic:
                     continue
                 try:
-                    rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+                    rgb = msg_to_rgb(msg)
                 except ImageConversionError as exc:
                     raise ReplayError(f"image {frames} (stamp {stamp} ns) of {image_topic}: "
                                       f"{exc}; {dst} holds the frames before it") from exc

@@ -15,7 +15,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from mp3d_msgs.msg import Person3DArray
 from mp3d_ros import selftest
 from mp3d_ros.conversions import msg_to_people
-from mp3d_ros.image_conversion import image_to_rgb
+from mp3d.imagecodec import image_to_rgb
 
 
 def _stamp(h) -> int:

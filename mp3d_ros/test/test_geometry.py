@@ -6,29 +6,65 @@ from mp3d.geometry import (
     Intrinsics,
     back_project,
     crop_intrinsics,
-    intrinsics_from_camera_info,
+    CameraCalibration,
+    FallbackCamera,
     intrinsics_or_fov,
     letterbox,
     letterbox_intrinsics,
     project,
     resize_intrinsics,
+    resolve_intrinsics,
 )
 
 INTR = Intrinsics(520.0, 515.0, 322.0, 241.0, 640, 480)
 
 
-def test_from_camera_info_k_and_p():
-    k = [520.0, 0, 322.0, 0, 515.0, 241.0, 0, 0, 1]
-    assert intrinsics_from_camera_info(k, 640, 480) == INTR
-    p = [500.0, 0, 320.0, 0.0, 0, 501.0, 240.0, 0, 0, 0, 1, 0]
-    r = intrinsics_from_camera_info(k, 640, 480, p=p, rectified=True)
-    assert (r.fx, r.fy, r.cx, r.cy) == (500.0, 501.0, 320.0, 240.0)
+K = (520.0, 0, 322.0, 0, 515.0, 241.0, 0, 0, 1)
+P = (500.0, 0, 320.0, 0.0, 0, 501.0, 240.0, 0, 0, 0, 1, 0)
 
 
-@pytest.mark.parametrize("k", [[0.0] * 9, [1.0] * 8, [np.nan] + [0.0] * 8])
-def test_uncalibrated_or_malformed_k_is_a_clear_error(k):
-    with pytest.raises(ValueError):
-        intrinsics_from_camera_info(k, 640, 480)
+def test_policy_k_for_raw_and_p_for_rectified_images():
+    calib = CameraCalibration(K, P, 640, 480)
+    r = resolve_intrinsics(calib, 640, 480)
+    assert (r.intrinsics, r.source, r.problem) == (INTR, "camera_info", None)
+    r = resolve_intrinsics(calib, 640, 480, rectified=True)
+    assert (r.intrinsics.fx, r.intrinsics.fy, r.intrinsics.cx, r.intrinsics.cy) == (
+        500.0, 501.0, 320.0, 240.0)
+    r = resolve_intrinsics(CameraCalibration(K, (0.0,) * 12, 640, 480), 640, 480, rectified=True)
+    assert r.intrinsics == INTR and "P is not a calibration" in r.problem
+
+
+def test_policy_rescales_a_camera_info_of_another_size():
+    r = resolve_intrinsics(CameraCalibration(K, P, 640, 480), 320, 240)
+    assert r.source == "camera_info_rescaled" and "640x480, the image 320x240" in r.problem
+    assert r.intrinsics == resize_intrinsics(INTR, 320, 240)
+    assert resolve_intrinsics(CameraCalibration(K, P, 0, 0), 640, 480).intrinsics == INTR
+
+
+@pytest.mark.parametrize("k", [(0.0,) * 9, (1.0,) * 8, (np.nan,) + K[1:],
+                               (-520.0,) + K[1:], K[:4] + (-5.0,) + K[5:], ()])
+def test_unusable_camera_info_falls_back_and_says_why(k):
+    r = resolve_intrinsics(CameraCalibration(k, (), 640, 480), 640, 480,
+                           FallbackCamera(fx=400.0))
+    assert r.source == "fallback" and "using the fallback" in r.problem
+    assert (r.intrinsics.fx, r.intrinsics.fy, r.intrinsics.cx) == (400.0, 400.0, 319.5)
+
+
+def test_no_camera_info_uses_the_field_of_view_fallback():
+    r = resolve_intrinsics(None, 640, 480)
+    assert r.source == "fallback" and r.intrinsics == Intrinsics.from_fov(640, 480, 60.0)
+    assert intrinsics_or_fov(None, 640, 480, 60.0) == r.intrinsics
+    assert intrinsics_or_fov(np.array(K).reshape(3, 3), 640, 480, 60.0) == INTR
+
+
+def test_calibration_from_message_fields():
+    from types import SimpleNamespace
+
+    calib = CameraCalibration.from_msg(SimpleNamespace(k=np.array(K), p=list(P), width=640,
+                                                       height=480))
+    assert calib == CameraCalibration(K, P, 640, 480)
+    assert CameraCalibration.from_msg(SimpleNamespace(K=K, P=P, width=0, height=0)).k == K
+    assert CameraCalibration.from_msg(SimpleNamespace(k=None, p="xx", width=1, height=1)).k == ()
 
 
 def test_project_back_project_round_trip():

@@ -9,12 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mp3d.imagecodec import ImageConversionError
+from mp3d.imagecodec import image_to_rgb as image_msg_to_rgb
 from mp3d.imagedata import (
     BagDataset,
-    ImageConversionError,
     ImageFolderDataset,
     VideoDataset,
-    image_msg_to_rgb,
     open_dataset,
     split_by_time,
 )
@@ -242,7 +242,7 @@ def test_bag_dataset_roundtrip(tmp_path: Path, storage: str):
     bare.close()
 
 
-def test_image_msg_converter_encodings_and_errors():
+def test_the_codec_reads_rosbags_messages_too():
     from rosbags.typesys import Stores, get_typestore
 
     Image = get_typestore(Stores.LATEST).types["sensor_msgs/msg/Image"]

@@ -12,14 +12,13 @@ import cv2
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from mp3d_ros.image_conversion import (
+from mp3d.imagecodec import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,
     image_to_rgb,
-    rgb_to_compressed,
-    rgb_to_image,
 )
+from mp3d_ros.image_conversion import rgb_to_compressed, rgb_to_image
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -27,11 +26,11 @@ from std_msgs.msg import Header
 YUV_TOL = 12
 JPEG_MEAN_TOL = 3.0
 
-LOSSLESS_COLOUR = ("rgb8", "bgr8", "8UC3", "rgba8", "bgra8")
+LOSSLESS_COLOUR = ("rgb8", "bgr8", "8UC3", "rgba8", "bgra8", "8UC4")
 MONO = ("mono8", "8UC1", "mono16", "16UC1")
 SIXTEEN_BIT = ("mono16", "16UC1")
 YUV = ("yuv422", "uyvy", "UYVY", "yuv422_yuy2", "yuyv", "YUYV")
-BYTES_PER_PIXEL = {**dict.fromkeys(LOSSLESS_COLOUR[:3], 3), "rgba8": 4, "bgra8": 4,
+BYTES_PER_PIXEL = {**dict.fromkeys(LOSSLESS_COLOUR[:3], 3), "rgba8": 4, "bgra8": 4, "8UC4": 4,
                    "mono8": 1, "8UC1": 1, "mono16": 2, "16UC1": 2, **dict.fromkeys(YUV, 2)}
 
 
