@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 from mp3d.geometry import (
+    CameraCalibration,
+    FallbackCamera,
     Intrinsics,
     back_project,
     crop_intrinsics,
-    CameraCalibration,
-    FallbackCamera,
     intrinsics_or_fov,
     letterbox,
     letterbox_intrinsics,
