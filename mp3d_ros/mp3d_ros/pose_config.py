@@ -46,9 +46,12 @@ class PoseNodeConfig:
     fallback_fy: float = 0.0
     fallback_cx: float = 0.0
     fallback_cy: float = 0.0
-    camera_info_timeout_s: float = 5.0
+    camera_info_timeout_s: float = 0.0
+    intrinsics_matrix: str = "auto"
     publish_debug_image: bool = False
     tracking: bool = True
+    stall_timeout_s: float = 3.0
+    warn_drop_rate: float = 0.2
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     markers: MarkerConfig = field(default_factory=MarkerConfig)
 
@@ -95,10 +98,16 @@ _DOCS: dict[str, tuple] = {
     "fallback_fy": ("Fallback fy (px); 0: fx.", 0.0, 1e6),
     "fallback_cx": ("Fallback principal point x (px); 0: the image centre.", 0.0, 1e6),
     "fallback_cy": ("Fallback principal point y (px); 0: the image centre.", 0.0, 1e6),
-    "camera_info_timeout_s": ("A CameraInfo received longer ago than this is not used (s; 0: "
-                              "never too old).", 0.0, 1e6),
+    "camera_info_timeout_s": ("A CameraInfo whose stamp is farther than this from the image's "
+                              "is not used (s; 0: never too far).", 0.0, 1e6),
+    "intrinsics_matrix": ("CameraInfo matrix: 'K', 'P' (rectified images), or 'auto': P when "
+                          "the image topic's name contains 'rect', else K.", ("auto", "K", "P")),
     "publish_debug_image": ("Publish 'people/debug_image' (the input with 2D skeletons).",),
     "tracking": ("Assign track ids (mp3d.tracking); false: every person has track_id -1.",),
+    "stall_timeout_s": ("Diagnostics ERROR when images arrive but nothing was published for "
+                        "this long (s).", 0.1, 1e4),
+    "warn_drop_rate": ("Diagnostics WARN when more than this fraction of the last second's "
+                       "frames was dropped (bad input, errors or stale).", 0.0, 1.0),
     "tracker.weight_3d": ("Assignment cost per metre of 3D root distance.", 0.0, 1e3),
     "tracker.weight_2d": ("Assignment cost per person size of 2D root distance.", 0.0, 1e3),
     "tracker.max_distance_3d": ("Gate on the depth-scaled 3D root distance (m).", 0.0, 100.0),

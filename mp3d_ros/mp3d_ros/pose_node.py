@@ -1,14 +1,20 @@
-"""Node: multi-person 3D pose from a camera stream (wiring only; the work is in mp3d).
+"""Node: multi-person 3D pose from a camera stream (wiring only; the work is in
+:mod:`mp3d_ros.frame_pipeline`, which ``mp3d replay`` calls too).
 
 Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (CompressedImage), per the
 ``image_transport`` parameter, and ``camera_info``; publishes ``people`` (mp3d_msgs/Person3DArray),
 ``people/markers`` (MarkerArray) and optionally ``people/debug_image``, each with the input image's
 header (frame_id replaced only by a non-empty ``output_frame``), and ``/diagnostics`` once a
-second. Intrinsics come from the newest CameraInfo with the image's frame_id and size, else from the
-``fallback_*`` parameters (a throttled warning). Frames go through a single-slot mailbox to one
-worker thread: a new frame replaces one not yet started (counted as ``dropped_replaced``), so the
-node always works on the newest frame. Bad frames are logged (throttled), counted by reason and
-skipped. Parameters: ``config/pose_node.yaml`` (``mp3d_ros.pose_config``).
+second. Frames go through a single-slot mailbox to one worker thread: a new frame replaces one not
+yet started (counted as ``dropped_replaced``), so the node always works on the newest frame.
+
+One frame never takes the node down: any exception while processing it is a counted drop with
+its reason (``bad_image``, ``estimator_error``, ``processing_error``), logged throttled; a worker
+thread that ended anyway is restarted (``worker_restarts``). The diagnostics say ERROR when images
+arrive but nothing was published for ``stall_timeout_s``, WARN when more than ``warn_drop_rate``
+of the last second's frames were dropped or when warnings were counted (CameraInfo rescaled or
+unusable, zero or backwards stamps). Parameters: ``config/pose_node.yaml``
+(``mp3d_ros.pose_config``); all are read-only, so a change at run time is refused.
 
 Exit status: 0 after SIGINT or SIGTERM (worker joined); 2 for a start-up error (bad parameter,
 missing or corrupt model, CUDA asked for but absent), with one error line and no traceback.
@@ -25,11 +31,8 @@ from collections import Counter
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from mp3d.draw import draw_skeleton_2d
-from mp3d.estimator import FALLBACK_HFOV_DEG, Estimator
-from mp3d.geometry import Intrinsics, intrinsics_from_camera_info
+from mp3d.estimator import Estimator
 from mp3d.paths import default_model
-from mp3d.tracking import Tracker
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -39,18 +42,14 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from mp3d_msgs.msg import Person3DArray
-from mp3d_ros.conversions import people_to_msg
-from mp3d_ros.image_conversion import (
-    ImageConversionError,
-    compressed_to_rgb,
-    image_to_rgb,
-    rgb_to_image,
-)
-from mp3d_ros.markers import people_markers, track_colour
+from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline
 from mp3d_ros.pose_config import PoseNodeConfig, read_config
 
 EXIT_OK, EXIT_STARTUP = 0, 2
 THROTTLE_S = 5.0
+DROP_REASONS = ("bad_image", "estimator_error", "processing_error")
+COUNTS = ("frames_in", "frames_out", "dropped_replaced", "dropped_rate_limit", *DROP_REASONS,
+          "worker_restarts")
 
 
 class PoseNode:
@@ -58,7 +57,6 @@ class PoseNode:
 
     def __init__(self, node: Node, cfg: PoseNodeConfig, est: Estimator) -> None:
         self.node, self.cfg, self.est, self.log = node, cfg, est, node.get_logger()
-        self.tracker = Tracker(cfg.tracker) if cfg.tracking else None
         out_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_people = node.create_publisher(Person3DArray, "people", out_qos)
         self.pub_markers = (node.create_publisher(MarkerArray, "people/markers", out_qos)
@@ -69,39 +67,48 @@ class PoseNode:
         in_qos = QoSProfile(depth=cfg.image_queue_depth, reliability=(
             ReliabilityPolicy.RELIABLE if cfg.image_reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT))
-        self.infos: dict[str, tuple[CameraInfo, float]] = {}  # frame_id -> newest, received
-        node.create_subscription(CameraInfo, "camera_info", self.on_info,
-                                 QoSProfile(depth=5, reliability=in_qos.reliability))
         compressed = cfg.image_transport == "compressed"
-        node.create_subscription(CompressedImage if compressed else Image,
-                                 "image/compressed" if compressed else "image", self.on_image,
-                                 in_qos)
+        image_sub = node.create_subscription(
+            CompressedImage if compressed else Image,
+            "image/compressed" if compressed else "image", self.on_image, in_qos)
+        self.pipeline = FramePipeline(est, cfg, image_sub.topic_name, self.on_warning)
+        node.create_subscription(CameraInfo, "camera_info", self.pipeline.on_camera_info,
+                                 QoSProfile(depth=5, reliability=in_qos.reliability))
         self.lock = threading.Condition()
         self.slot: tuple[Image | CompressedImage, float] | None = None
         self.stopping = False
         self.counts: Counter[str] = Counter()
-        self.window: dict[str, list[float]] = {"in": [], "out": [], "proc": [], "lat": []}
+        self.window: dict[str, list[float]] = {"in": [], "out": [], "drop": [], "proc": [],
+                                               "lat": []}
         self.last_accept = -np.inf
+        self.last_publish = self.first_in = None
         self.intrinsics_source = "none yet"
-        self.worker = threading.Thread(target=self.work, name="pose_worker", daemon=True)
-        self.worker.start()
+        self.last_notes: Counter[str] = Counter()
+        self.worker = self.start_worker()
         node.create_timer(1.0, self.publish_diagnostics)
         self.last_diag = time.monotonic()
 
-    def on_info(self, msg: CameraInfo) -> None:
-        self.infos[msg.header.frame_id] = (msg, time.monotonic())
+    def start_worker(self) -> threading.Thread:
+        worker = threading.Thread(target=self.work, name="pose_worker", daemon=True)
+        worker.start()
+        return worker
+
+    def on_warning(self, kind: str, text: str) -> None:
+        self.log.warning(f"{kind}: {text} (logged once; counted in the diagnostics)")
 
     def on_image(self, msg: Image | CompressedImage) -> None:
         now = time.monotonic()
         with self.lock:
             self.counts["frames_in"] += 1
             self.window["in"].append(now)
+            self.first_in = self.first_in or now
             if self.cfg.rate_limit_hz and now - self.last_accept < 1.0 / self.cfg.rate_limit_hz:
                 self.counts["dropped_rate_limit"] += 1
                 return
             self.last_accept = now
             if self.slot is not None:
                 self.counts["dropped_replaced"] += 1
+                self.window["drop"].append(now)
             self.slot = (msg, now)
             self.lock.notify()
 
@@ -119,107 +126,84 @@ class PoseNode:
                 if self.stopping:
                     return
                 (msg, received), self.slot = self.slot, None
-            self.process(msg, received)
+            try:
+                self.process(msg, received)
+            except BadFrameError as exc:
+                self.drop(exc.reason, exc.text)
+            except Exception as exc:  # noqa: BLE001 - one frame must never end the worker
+                self.drop("processing_error", f"{type(exc).__name__}: {exc}")
 
-    def bad(self, reason: str, text: str) -> None:
+    def drop(self, reason: str, text: str) -> None:
         with self.lock:
             self.counts[reason] += 1
+            self.window["drop"].append(time.monotonic())
         self.log.warning(f"{reason}: {text}", throttle_duration_sec=THROTTLE_S)
-
-    def intrinsics(self, frame_id: str, width: int, height: int) -> Intrinsics:
-        entry = self.infos.get(frame_id)
-        timeout = self.cfg.camera_info_timeout_s
-        if entry is not None and (not timeout or time.monotonic() - entry[1] <= timeout):
-            info = entry[0]
-            if (info.width, info.height) in ((width, height), (0, 0)):
-                try:
-                    self.intrinsics_source = "camera_info"
-                    return intrinsics_from_camera_info(info.k, width, height)
-                except ValueError as exc:
-                    self.bad("bad_camera_info", f"{exc}; using the fallback intrinsics")
-            else:
-                self.bad("bad_camera_info", f"CameraInfo is {info.width}x{info.height}, the image "
-                         f"{width}x{height}; using the fallback intrinsics")
-        else:
-            self.log.warning(f"no recent CameraInfo with frame_id {frame_id!r} on "
-                             "camera_info: using the fallback intrinsics",
-                             throttle_duration_sec=THROTTLE_S)
-        c = self.cfg
-        self.intrinsics_source = "fallback"
-        if not c.fallback_fx:
-            self.log.warning(f"fallback_fx is 0: assuming a {FALLBACK_HFOV_DEG:g} deg horizontal "
-                             "field of view", once=True)
-            return Intrinsics.from_fov(width, height, FALLBACK_HFOV_DEG)
-        return Intrinsics(c.fallback_fx, c.fallback_fy or c.fallback_fx,
-                          c.fallback_cx or (width - 1) / 2, c.fallback_cy or (height - 1) / 2,
-                          width, height)
 
     def process(self, msg: Image | CompressedImage, received: float) -> None:
         start = time.monotonic()
-        try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
-        except ImageConversionError as exc:
-            self.bad("bad_image", str(exc))
-            return
-        h, w = rgb.shape[:2]
-        try:
-            people = self.est(rgb, self.intrinsics(msg.header.frame_id, w, h))
-        except (RuntimeError, ValueError) as exc:
-            self.bad("estimator_error", f"{type(exc).__name__}: {exc}")
-            return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        if self.tracker is not None:
-            people = self.tracker.update(people, stamp if stamp > 0 else None)
-        # Outputs carry the image's stamp (never now()), so replays and use_sim_time work.
-        header = Header(stamp=msg.header.stamp,
-                        frame_id=self.cfg.output_frame or msg.header.frame_id)
-        out = people_to_msg(people, header)
-        self.pub_people.publish(out)
+        result = self.pipeline.process(msg)
+        self.pub_people.publish(result.people_msg)
         if self.pub_markers is not None:
-            m = self.cfg.markers
-            self.pub_markers.publish(people_markers(out, m.joint_radius, m.bone_width,
-                                                    m.min_confidence))
+            self.pub_markers.publish(result.markers)
         if self.pub_debug is not None:
-            canvas = rgb.copy()
-            for p in people:
-                c = track_colour(p.track_id)
-                draw_skeleton_2d(canvas, p.keypoints_2d, p.joint_scores,
-                                 self.cfg.markers.min_confidence, colour=(c.r, c.g, c.b))
-            self.pub_debug.publish(rgb_to_image(canvas, "rgb8", header=header))
+            self.pub_debug.publish(result.debug_image)
         done = time.monotonic()
         with self.lock:
+            self.intrinsics_source = result.intrinsics_source
+            self.last_publish = done
             self.counts["frames_out"] += 1
             self.window["out"].append(done)
             self.window["proc"].append(1e3 * (done - start))
             self.window["lat"].append(1e3 * (done - received))
 
+    def health(self, now: float, win: dict[str, list[float]], notes: Counter[str]
+               ) -> tuple[bytes, str]:
+        """Diagnostic level and message from this second's window."""
+        stalled_since = self.last_publish or self.first_in
+        if win["in"] and stalled_since is not None \
+                and now - stalled_since > self.cfg.stall_timeout_s:
+            return DiagnosticStatus.ERROR, (f"images arrive but nothing published for "
+                                            f"{now - stalled_since:.1f} s")
+        if not win["in"]:
+            return DiagnosticStatus.WARN, "no images"
+        rate = len(win["drop"]) / len(win["in"])
+        if rate > self.cfg.warn_drop_rate:
+            return DiagnosticStatus.WARN, f"{100 * rate:.0f}% of frames dropped (see counts)"
+        if notes:
+            return DiagnosticStatus.WARN, f"warnings: {', '.join(sorted(notes))}"
+        return DiagnosticStatus.OK, "ok"
+
     def publish_diagnostics(self) -> None:
         now = time.monotonic()
+        if not self.worker.is_alive() and not self.stopping:
+            self.counts["worker_restarts"] += 1
+            self.log.error("the worker thread had ended: restarted")
+            self.worker = self.start_worker()
         with self.lock:
             dt, self.last_diag = max(now - self.last_diag, 1e-6), now
             win = {k: list(v) for k, v in self.window.items()}
             for v in self.window.values():
                 v.clear()
             counts = dict(self.counts)
+        notes = Counter(self.pipeline.notes)
+        fresh = notes - self.last_notes  # warnings new in this window
+        self.last_notes = notes
+        fresh.pop("no_camera_info", None)  # a camera without CameraInfo is a setup, not a fault
         values = {
             "input_rate_hz": len(win["in"]) / dt, "output_rate_hz": len(win["out"]) / dt,
             "processing_ms_mean": float(np.mean(win["proc"])) if win["proc"] else 0.0,
             "processing_ms_max": max(win["proc"], default=0.0),
             "latency_ms_mean": float(np.mean(win["lat"])) if win["lat"] else 0.0,
             "latency_ms_max": max(win["lat"], default=0.0)}
-        keys = ("frames_in", "frames_out", "dropped_replaced", "dropped_rate_limit",
-                "bad_image", "bad_camera_info", "estimator_error")
         kv = [KeyValue(key=k, value=f"{v:.2f}") for k, v in values.items()]
-        kv += [KeyValue(key=k, value=str(counts.get(k, 0))) for k in keys]
+        kv += [KeyValue(key=k, value=str(counts.get(k, 0))) for k in COUNTS]
+        kv += [KeyValue(key=f"warning_{k}", value=str(v)) for k, v in sorted(notes.items())]
         kv += [KeyValue(key="model", value=str(self.est.path)),
                KeyValue(key="device", value=str(self.est.device)),
                KeyValue(key="intrinsics", value=self.intrinsics_source)]
+        level, message = self.health(now, win, fresh)
         status = DiagnosticStatus(name=f"{self.node.get_name()}: pose", hardware_id="mp3d",
-                                  values=kv, level=DiagnosticStatus.OK, message="ok")
-        if not win["in"]:
-            status.level, status.message = DiagnosticStatus.WARN, "no images"
-        elif any(counts.get(k, 0) for k in keys[4:]):
-            status.level, status.message = DiagnosticStatus.WARN, "bad input seen (see counts)"
+                                  values=kv, level=level, message=message)
         # Diagnostics describe the node, not an image: stamped with the node's clock.
         self.pub_diag.publish(DiagnosticArray(header=Header(stamp=self.node.get_clock().now()
                                                             .to_msg()), status=[status]))

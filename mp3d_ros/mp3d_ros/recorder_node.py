@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from mp3d.imagecodec import ImageConversionError, image_to_rgb
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -36,7 +37,6 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from mp3d_ros import params
 from mp3d_ros.bagio import BagError, BagWriter
-from mp3d.imagecodec import ImageConversionError, image_to_rgb
 from mp3d_ros.recorder import (
     MB,
     PARAMETERS,

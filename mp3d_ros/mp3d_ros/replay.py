@@ -1,38 +1,42 @@
 """Offline replay: run the pose estimator over a recorded bag and write the results to a new bag.
 
-``mp3d replay IN_BAG OUT_BAG [--image-topic T] [--camera-info-topic T] [--model M] [--fx F ...]``
+``mp3d replay IN_BAG OUT_BAG [--image-topic T] [--camera-info-topic T] [--params-file YAML] ...``
 (also the console script ``mp3d_replay``). No ROS graph is involved: the input bag (rosbag2 MCAP or
-sqlite3, read by ``mp3d_ros.bagio``) is read image by image, each image (``sensor_msgs/Image`` or
-``CompressedImage``) goes through :class:`mp3d.estimator.Estimator` with the intrinsics of the
-CameraInfo nearest in header stamp (else ``--fx/--fy/--cx/--cy``, else the estimator's
-field-of-view fallback), and a NEW bag (MCAP, written by ``bagio.BagWriter``; the input is only
-read) receives, per image:
+sqlite3, read by ``mp3d_ros.bagio``) is read in recording order, and every image and CameraInfo
+goes through :class:`mp3d_ros.frame_pipeline.FramePipeline`, the per-frame function the live
+pose node calls, with the node's configuration (``--params-file``: the node's YAML, e.g.
+``config/pose_node.yaml``; the options below override it). So the output says what the live
+node would have published for the same frames: same people, same track ids, same intrinsics
+policy. A NEW bag (MCAP, written by ``bagio.BagWriter``; the input is only read) receives, per
+image:
 
-- ``/people`` (mp3d_msgs/msg/Person3DArray) and ``/people/markers``
-  (visualization_msgs/msg/MarkerArray), both with the image's header (stamp and frame_id), written
-  at bag time = the image's header stamp, so ``use_sim_time`` consumers see them in step;
+- ``/people`` (mp3d_msgs/msg/Person3DArray), ``/people/markers`` (visualization_msgs/msg/
+  MarkerArray) and, with ``--debug-image``, ``/people/debug_image``, all with the image's header
+  (stamp and frame_id), written at bag time = the image's header stamp, so ``use_sim_time``
+  consumers see them in step;
 - the image itself and the camera info, copied byte for byte under their own topic names (bag time
   = their header stamps), so RViz or Foxglove show pictures and skeletons together.
 
-The output is deterministic for the same input and model: thresholds come from the checkpoint (or
-``--threshold`` / ``--max-people``), people are sorted by score (ties by root position) and nothing
-depends on wall time. Track ids are -1 (no tracking here).
+A frame that cannot be processed (an unsupported encoding, a corrupt JPEG, an estimator error) is
+skipped and counted by reason, as the node does; the summary line lists the counts, and
+``--strict`` makes the first bad frame fatal instead. The output is deterministic for the same
+input and model: nothing depends on wall time.
 
-Exit status 0; 1 when the input bag is truncated (run ``python -m mp3d_ros.bagio recover BAG``),
-unreadable, lacks the image topic (the error lists its topics) or the output exists already: these
-are found before the output is created. An image that cannot be decoded stops the replay with
-exit status 1, leaving a closed output bag with the frames before it.
+Exit status 0; 2 with one ``error:`` line when the input bag is truncated (run ``python -m
+mp3d_ros.bagio recover BAG``), unreadable, lacks the image topic (the error lists its topics), the
+output exists already or the model cannot be loaded (all found before the output is created), or,
+with ``--strict``, at the first bad frame (the output then holds the frames before it).
 rclpy and torch are imported only when the command runs, so ``register`` costs nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +44,11 @@ IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 PEOPLE_TOPIC = "/people"
 MARKERS_TOPIC = "/people/markers"
+DEBUG_TOPIC = "/people/debug_image"
 PEOPLE_TYPE = "mp3d_msgs/msg/Person3DArray"
 MARKERS_TYPE = "visualization_msgs/msg/MarkerArray"
+DEBUG_TYPE = "sensor_msgs/msg/Image"
+EXIT_ERROR = 2
 
 
 class ReplayError(RuntimeError):
@@ -50,8 +57,6 @@ class ReplayError(RuntimeError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The replay's options (shared by ``mp3d_replay`` and ``mp3d replay``)."""
-    from mp3d.paths import default_model
-
     parser.add_argument("in_bag", help="input rosbag2 folder (read only, never modified)")
     parser.add_argument("out_bag", help="output rosbag2 folder to create (must not exist)")
     parser.add_argument("--image-topic", help="sensor_msgs/Image or CompressedImage topic "
@@ -59,17 +64,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-info-topic", default="auto",
                         help="CameraInfo topic; 'auto' (default): the image topic's sibling "
                         "camera_info, else the bag's only CameraInfo topic; 'none': use none")
-    parser.add_argument("--model", default=str(default_model("student.pt")),
-                        help="student checkpoint (.pt)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--params-file", help="the pose node's parameter YAML (as passed to "
+                        "--ros-args --params-file); default: the node's defaults")
+    parser.add_argument("--model", help="student checkpoint (.pt; default: the parameters', "
+                        "else the shipped one)")
+    parser.add_argument("--device", help="cpu, cuda or auto (default: cpu)")
     parser.add_argument("--threshold", type=float,
                         help="person score threshold (default: the checkpoint's)")
     parser.add_argument("--max-people", type=int, help="default: the checkpoint's")
-    parser.add_argument("--fx", type=float, help="focal length in pixels; when given it is used "
-                        "instead of CameraInfo (default: CameraInfo, else a 60 deg hfov)")
-    parser.add_argument("--fy", type=float, help="default: fx")
-    parser.add_argument("--cx", type=float, help="default: image centre")
-    parser.add_argument("--cy", type=float, help="default: image centre")
+    parser.add_argument("--fx", type=float, help="fallback focal length in pixels, used when "
+                        "there is no usable CameraInfo (default: a 60 deg hfov)")
+    parser.add_argument("--fy", type=float, help="fallback fy (default: fx)")
+    parser.add_argument("--cx", type=float, help="fallback cx (default: image centre)")
+    parser.add_argument("--cy", type=float, help="fallback cy (default: image centre)")
+    parser.add_argument("--no-tracking", action="store_true", help="track ids -1")
+    parser.add_argument("--debug-image", action="store_true",
+                        help=f"also write {DEBUG_TOPIC} (the image with 2D skeletons)")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at the first bad frame (default: skip and count it)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -121,49 +133,47 @@ def choose_topics(topics: dict[str, Any], image_topic: str | None,
     return image_topic, (infos[0] if len(infos) == 1 else None)
 
 
-# --------------------------------------------------------------------------- per-frame helpers
+# --------------------------------------------------------------------------- configuration
 
 
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+def node_config(args: argparse.Namespace) -> Any:
+    """The pose node's configuration for this replay: ``--params-file`` (the node's YAML; the
+    first node section, usually ``/**``), then the options given on the command line."""
+    import yaml
 
+    from mp3d_ros.pose_config import config_from_values
 
-class CameraInfos:
-    """CameraInfo messages of a bag by header stamp; :meth:`intrinsics` picks the nearest."""
-
-    def __init__(self, infos: Sequence[tuple[int, Any]]) -> None:
-        self.infos = sorted(infos, key=lambda x: x[0])
-        self.stamps = [stamp for stamp, _ in self.infos]
-        self.bad: set[int] = set()
-
-    def intrinsics(self, stamp_ns: int, width: int, height: int) -> Any:
-        """mp3d.geometry.Intrinsics for an image of ``width`` x ``height`` at ``stamp_ns`` from the
-        nearest CameraInfo (ties: the earlier), rescaled if its size differs; None when there is
-        none or it is uncalibrated."""
-        from mp3d.geometry import intrinsics_from_camera_info, resize_intrinsics
-
-        if not self.infos:
-            return None
-        k = bisect.bisect_left(self.stamps, stamp_ns)
-        i = min((j for j in (k - 1, k) if 0 <= j < len(self.infos)),
-                key=lambda j: (abs(self.stamps[j] - stamp_ns), j))
-        info = self.infos[i][1]
-        w, h = int(info.width) or width, int(info.height) or height
+    values: dict[str, object] = {"device": "cpu"}
+    if args.params_file:
         try:
-            intr = intrinsics_from_camera_info(list(info.k), w, h)
-        except ValueError as exc:
-            if i not in self.bad:
-                self.bad.add(i)
-                print(f"warning: CameraInfo at {self.infos[i][0]} ns unusable ({exc}); using the "
-                      "field-of-view fallback", file=sys.stderr)
-            return None
-        return intr if (w, h) == (width, height) else resize_intrinsics(intr, width, height)
+            doc = yaml.safe_load(Path(args.params_file).read_text())
+            section = next(v["ros__parameters"] for v in doc.values()
+                           if isinstance(v, dict) and "ros__parameters" in v)
+        except (OSError, yaml.YAMLError, AttributeError, StopIteration, TypeError) as exc:
+            raise ReplayError(f"cannot read the parameters {args.params_file}: expected a ROS "
+                              f"parameter YAML with a ros__parameters section ({exc})") from exc
+        values.update(_flatten(section))
+    given = {"model": args.model, "device": args.device, "peak_threshold": args.threshold,
+             "max_people": args.max_people, "fallback_fx": args.fx, "fallback_fy": args.fy,
+             "fallback_cx": args.cx, "fallback_cy": args.cy}
+    values.update({k: v for k, v in given.items() if v is not None})
+    if args.no_tracking:
+        values["tracking"] = False
+    values["publish_debug_image"] = bool(args.debug_image)
+    try:
+        return config_from_values(values)
+    except (TypeError, ValueError) as exc:
+        raise ReplayError(f"bad parameters: {exc}") from exc
 
 
-def _sorted_people(people: list[Any]) -> list[Any]:
-    """People by descending score; ties by root position, so the order is reproducible."""
-    return sorted(people, key=lambda p: (-round(float(p.score), 9),
-                                         *(round(float(v), 9) for v in p.root)))
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _canonical(store: Any, raw: bytes, msgtype: str) -> bytes:
@@ -172,18 +182,15 @@ def _canonical(store: Any, raw: bytes, msgtype: str) -> bytes:
     return bytes(store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype))
 
 
-def _fixed_intrinsics(args: argparse.Namespace) -> Callable[[int, int], Any] | None:
-    """Intrinsics from --fx/--fy/--cx/--cy for a width x height image, or None without --fx."""
-    if args.fx is None:
-        return None
-    from mp3d.geometry import Intrinsics
+def _deserialize(store: Any, raw: bytes, msgtype: str) -> tuple[Any, Any]:
+    """(message, None), or (None, BadFrameError 'bad_message') for bytes that do not decode."""
+    from mp3d_ros.frame_pipeline import BadFrameError
 
-    def make(width: int, height: int) -> Any:
-        return Intrinsics(args.fx, args.fy or args.fx,
-                          args.cx if args.cx is not None else (width - 1) / 2.0,
-                          args.cy if args.cy is not None else (height - 1) / 2.0, width, height)
-
-    return make
+    try:
+        return store.deserialize_cdr(raw, msgtype), None
+    except Exception as exc:  # noqa: BLE001 - rosbags raises many types for garbled CDR
+        return None, BadFrameError("bad_message", f"cannot deserialise {msgtype}: "
+                                              f"{type(exc).__name__}: {exc}")
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -197,16 +204,14 @@ def _progress(total: int, enabled: bool) -> Any:
 
 def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run the replay described by ``args`` (see :func:`add_arguments`); returns a summary.
-    Raises ReplayError (or bagio.BagError) before anything is written when the input is unusable."""
-    from builtin_interfaces.msg import Time
-    from mp3d.estimator import FALLBACK_HFOV_DEG, Estimator
-    from mp3d.imagecodec import ImageConversionError, msg_to_rgb
+    Raises ReplayError (or bagio.BagError) before anything is written when the input is unusable,
+    and at the first bad frame with ``--strict``."""
+    from mp3d.estimator import Estimator
+    from mp3d.paths import default_model
     from rclpy.serialization import serialize_message
-    from std_msgs.msg import Header
 
     from mp3d_ros import bagio
-    from mp3d_ros.conversions import people_to_msg
-    from mp3d_ros.markers import people_markers
+    from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, stamp_ns
 
     src, dst = Path(in_bag).resolve(), Path(out_bag).resolve()
     if dst == src or src in dst.parents:
@@ -219,64 +224,79 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
         raise ReplayError(f"the input bag is truncated: {exc}. Repair it first with "
                           f"`python -m mp3d_ros.bagio recover {src}`") from exc
     image_topic, info_topic = choose_topics(topics, args.image_topic, args.camera_info_topic)
-    compressed = topics[image_topic].msgtype == IMAGE_TYPES[1]
+    cfg = node_config(args)
     store = bagio.default_typestore()
-    estimator = Estimator(args.model, device=args.device, peak_threshold=args.threshold,
-                          max_people=args.max_people)
-    fixed = _fixed_intrinsics(args)
-    infos = CameraInfos([] if info_topic is None or fixed is not None else [
-        (_stamp_ns(m.header), m) for _, msgtype, _, raw in bagio.read_raw(src, [info_topic])
-        for m in [store.deserialize_cdr(raw, msgtype)]])
-    if fixed is None and info_topic is None:
-        print(f"warning: no CameraInfo topic and no --fx: assuming a {FALLBACK_HFOV_DEG} deg "
-              "horizontal field of view", file=sys.stderr)
+    try:
+        estimator = Estimator(cfg.model or default_model("student.pt"), device=cfg.device,
+                              peak_threshold=cfg.peak_threshold or None,
+                              max_people=cfg.max_people or None, onnx=cfg.onnx or None)
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+        raise ReplayError(f"cannot load the model: {exc}") from exc
 
+    def warn(kind: str, text: str) -> None:
+        print(f"warning: {kind}: {text} (once; counted in the summary)", file=sys.stderr)
+
+    pipeline = FramePipeline(estimator, cfg, image_topic, warn)
     wanted = [image_topic] + ([info_topic] if info_topic else [])
     frames = people_total = 0
+    skipped: Counter[str] = Counter()
     started = time.perf_counter()
     infer_s = 0.0
     with bagio.BagWriter(dst, custom_data={"mp3d.replay.source": str(src),
-                                           "mp3d.replay.model": str(args.model)}) as writer:
+                                           "mp3d.replay.model": str(estimator.path)}) as writer:
         for name in wanted:
             t = topics[name]
             writer.add_topic(name, t.msgtype, [bagio.qos_dict(t.reliability or "reliable",
                                                               t.durability or "volatile")])
-        writer.add_topic(PEOPLE_TOPIC, PEOPLE_TYPE, [bagio.qos_dict()])
-        writer.add_topic(MARKERS_TOPIC, MARKERS_TYPE, [bagio.qos_dict()])
+        outputs = [(PEOPLE_TOPIC, PEOPLE_TYPE)]
+        outputs += [(MARKERS_TOPIC, MARKERS_TYPE)] if cfg.markers.enabled else []
+        outputs += [(DEBUG_TOPIC, DEBUG_TYPE)] if cfg.publish_debug_image else []
+        for name, msgtype in outputs:
+            writer.add_topic(name, msgtype, [bagio.qos_dict()])
         bar = _progress(topics[image_topic].message_count, not args.no_progress)
         try:
-            for topic, msgtype, _, raw in _messages(bagio.read_raw(src, wanted)):
-                msg = store.deserialize_cdr(raw, msgtype)
-                stamp = _stamp_ns(msg.header)
+            for topic, msgtype, log_ns, raw in _messages(bagio.read_raw(src, wanted)):
+                msg, problem = _deserialize(store, raw, msgtype)
+                stamp = stamp_ns(msg.header) if msg is not None else log_ns
                 writer.write(topic, msgtype, raw, stamp)  # the copy, at its header stamp
                 if topic != image_topic:
+                    if msg is None:
+                        pipeline.note("bad_camera_info", str(problem))
+                    else:
+                        pipeline.on_camera_info(msg)
                     continue
-                try:
-                    rgb = msg_to_rgb(msg)
-                except ImageConversionError as exc:
-                    raise ReplayError(f"image {frames} (stamp {stamp} ns) of {image_topic}: "
-                                      f"{exc}; {dst} holds the frames before it") from exc
-                h, w = rgb.shape[:2]
-                intr = fixed(w, h) if fixed is not None else infos.intrinsics(stamp, w, h)
-                t0 = time.perf_counter()
-                people = _sorted_people(estimator(rgb, intr))
-                infer_s += time.perf_counter() - t0
-                header = Header(stamp=Time(sec=int(msg.header.stamp.sec),
-                                           nanosec=int(msg.header.stamp.nanosec)),
-                                frame_id=str(msg.header.frame_id))
-                people_msg = people_to_msg(people, header)
-                writer.write(PEOPLE_TOPIC, PEOPLE_TYPE,
-                             _canonical(store, serialize_message(people_msg), PEOPLE_TYPE), stamp)
-                writer.write(MARKERS_TOPIC, MARKERS_TYPE, _canonical(
-                    store, serialize_message(people_markers(people_msg)), MARKERS_TYPE), stamp)
-                frames += 1
-                people_total += len(people)
                 bar.update(1)
+                if problem is None:
+                    t0 = time.perf_counter()
+                    try:
+                        result = pipeline.process(msg)
+                    except BadFrameError as exc:
+                        problem = exc
+                    infer_s += time.perf_counter() - t0
+                if problem is not None:
+                    skipped[problem.reason] += 1
+                    if args.strict:
+                        raise ReplayError(f"image {frames + sum(skipped.values()) - 1} (stamp "
+                                          f"{stamp} ns) of {topic}: {problem}; --strict: "
+                                          f"stopped, {dst} holds the frames before it")
+                    continue
+                writer.write(PEOPLE_TOPIC, PEOPLE_TYPE, _canonical(
+                    store, serialize_message(result.people_msg), PEOPLE_TYPE), stamp)
+                if result.markers is not None:
+                    writer.write(MARKERS_TOPIC, MARKERS_TYPE, _canonical(
+                        store, serialize_message(result.markers), MARKERS_TYPE), stamp)
+                if result.debug_image is not None:
+                    writer.write(DEBUG_TOPIC, DEBUG_TYPE, _canonical(
+                        store, serialize_message(result.debug_image), DEBUG_TYPE), stamp)
+                frames += 1
+                people_total += len(result.people)
         finally:
             bar.close()
     wall = time.perf_counter() - started
     return {"in_bag": str(src), "out_bag": str(dst), "image_topic": image_topic,
             "camera_info_topic": info_topic, "frames": frames, "people": people_total,
+            "skipped": dict(sorted(skipped.items())),
+            "warnings": dict(sorted(pipeline.notes.items())),
             "seconds": round(wall, 3), "fps": round(frames / wall, 2) if wall > 0 else None,
             "inference_fps": round(frames / infer_s, 2) if infer_s > 0 else None}
 
@@ -292,15 +312,21 @@ def _messages(it: Iterator[tuple[str, str, int, bytes]]) -> Iterator[tuple[str, 
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replay ``args.in_bag`` into ``args.out_bag``; prints a JSON summary line, returns the exit
-    status (1 with an ``error:`` line on stderr when the bag cannot be replayed)."""
+    """Replay ``args.in_bag`` into ``args.out_bag``; prints a JSON summary line (and a line
+    counting skipped frames on stderr), returns the exit status (2 with an ``error:`` line on
+    stderr when the bag cannot be replayed)."""
     from mp3d_ros import bagio
 
     try:
         summary = replay(args.in_bag, args.out_bag, args)
     except (ReplayError, bagio.BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
+    if summary["skipped"]:
+        total = summary["frames"] + sum(summary["skipped"].values())
+        reasons = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items())
+        print(f"skipped {sum(summary['skipped'].values())} of {total} frames: {reasons}",
+              file=sys.stderr)
     print(json.dumps(summary))
     return 0
 

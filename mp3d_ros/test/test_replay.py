@@ -8,6 +8,7 @@ output is stamped with the images' header stamps and not with the input's bag ti
 from __future__ import annotations
 
 import argparse
+import json
 import hashlib
 import shutil
 import subprocess
@@ -121,8 +122,10 @@ def test_one_people_array_and_marker_array_per_image(src_bag: Path, replayed: di
         assert len(markers.markers) == 1 + 2 * len(people.people)
         scores = [p.score for p in people.people]
         assert scores == sorted(scores, reverse=True)
+        ids = [p.track_id for p in people.people]
+        assert min(ids) >= 0 and len(set(ids)) == len(ids)  # tracked, as the node does
         for p in people.people:
-            assert p.track_id == -1 and 0.5 < p.root.z < 60.0  # in front of the camera
+            assert 0.5 < p.root.z < 60.0  # in front of the camera
 
 
 def test_output_bag_readable_by_rosbags(replayed: dict) -> None:
@@ -153,7 +156,7 @@ def test_truncated_input_is_a_clear_error(src_bag: Path, tmp_path: Path,
     split = next(broken.glob("*.mcap"))
     data = split.read_bytes()
     split.write_bytes(data[: len(data) * 2 // 3])
-    assert replay.run(_args(broken, tmp_path / "out")) == 1
+    assert replay.run(_args(broken, tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert "truncated" in err and f"python -m mp3d_ros.bagio recover {broken}" in err, err
     assert not (tmp_path / "out").exists()
@@ -164,7 +167,8 @@ def test_missing_topic_lists_topics(src_bag: Path, tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "mp3d_ros.replay", str(src_bag),
                           str(tmp_path / "out"), "--image-topic", "/front/image_raw"],
                          capture_output=True, text=True, timeout=60)
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), res.stderr
     assert "'/front/image_raw' is not in the bag" in res.stderr, res.stderr
     assert f"{IMAGE} (sensor_msgs/msg/Image, {FRAMES} msgs)" in res.stderr, res.stderr
     assert f"{INFO} (sensor_msgs/msg/CameraInfo" in res.stderr, res.stderr
@@ -174,9 +178,9 @@ def test_missing_topic_lists_topics(src_bag: Path, tmp_path: Path) -> None:
 def test_existing_output_is_refused(src_bag: Path, tmp_path: Path,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "out").mkdir()
-    assert replay.run(_args(src_bag, tmp_path / "out")) == 1
+    assert replay.run(_args(src_bag, tmp_path / "out")) == 2
     assert "exists already" in capsys.readouterr().err
-    assert replay.run(_args(src_bag, src_bag / "inside")) == 1
+    assert replay.run(_args(src_bag, src_bag / "inside")) == 2
     assert "outside the input bag" in capsys.readouterr().err
 
 
@@ -200,17 +204,68 @@ def test_choose_topics_picks_the_image_and_its_camera_info() -> None:
         replay.choose_topics(two, None, "auto")
 
 
-def test_camera_infos_nearest_stamp_and_rescaled() -> None:
-    from types import SimpleNamespace
+def _bad_frames_bag(path: Path, picture: np.ndarray, compressed: bool) -> tuple[Path, int]:
+    """Good frames of `picture` among bad ones, each after a CameraInfo; returns the bag and
+    the number of good frames. The CameraInfos are: fine, NaN K, zero K, another size."""
+    from mp3d_ros.image_conversion import rgb_to_compressed
+    from sensor_msgs.msg import CompressedImage, Image
 
-    def info(fx: float) -> SimpleNamespace:
-        return SimpleNamespace(width=640, height=480, k=[fx, 0, 319.5, 0, fx, 239.5, 0, 0, 1])
+    h, w = picture.shape[:2]
+    f = 600.0
+    good_k = [f, 0, (w - 1) / 2, 0, f, (h - 1) / 2, 0, 0, 1]
+    infos = [(w, h, good_k), (w, h, [float("nan")] * 9), (w, h, [0.0] * 9),
+             (w // 2, h // 2, [f / 2, 0, w / 4, 0, f / 2, h / 4, 0, 0, 1])]
+    if compressed:
+        jpeg = rgb_to_compressed(picture, "jpeg")
+        frames = [jpeg, CompressedImage(format="jpeg", data=bytes(jpeg.data[:200])),
+                  CompressedImage(format="jpeg"), CompressedImage(format="png", data=bytes(99)),
+                  jpeg]
+        msgtype = "sensor_msgs/msg/CompressedImage"
+    else:
+        good = rgb_to_image(picture, "bgr8", step_padding=3)
+        frames = [good, Image(height=4, width=4, encoding="32FC1", step=16, data=bytes(64)),
+                  Image(height=h, width=w, encoding="rgb8", step=3 * w - 1, data=bytes(3 * w * h)),
+                  Image(height=h, width=w, encoding="rgb8", step=3 * w, data=bytes(100)),
+                  Image(height=0, width=0, encoding="rgb8", step=0), good]
+        msgtype = "sensor_msgs/msg/Image"
+    with bagio.BagWriter(path) as writer:
+        for i, msg in enumerate(frames):
+            ns = _stamp(i)
+            header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=FRAME_ID)
+            iw, ih, k = infos[i % len(infos)]
+            writer.write(INFO, "sensor_msgs/msg/CameraInfo",
+                         serialize_message(CameraInfo(header=header, width=iw, height=ih, k=k)),
+                         ns)
+            msg.header = header
+            writer.write(IMAGE, msgtype, serialize_message(msg), ns)
+    return path, 2
 
-    infos = replay.CameraInfos([(300, info(300.0)), (100, info(100.0)), (200, info(200.0))])
-    assert infos.intrinsics(140, 640, 480).fx == 100.0
-    assert infos.intrinsics(150, 640, 480).fx == 100.0  # a tie goes to the earlier one
-    assert infos.intrinsics(10**9, 640, 480).fx == 300.0
-    half = infos.intrinsics(260, 320, 240)  # the image is half the calibrated size
-    assert (half.fx, half.cx, half.width) == (150.0, 159.5, 320)
-    assert replay.CameraInfos([(0, info(0.0))]).intrinsics(0, 640, 480) is None  # uncalibrated
-    assert replay.CameraInfos([]).intrinsics(0, 640, 480) is None
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["raw", "compressed"])
+def test_bad_frames_are_skipped_counted_and_strict_stops(
+        vtest_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        compressed: bool) -> None:
+    cap = cv2.VideoCapture(str(vtest_video))
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    picture = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (384, 288))
+    bag, good = _bad_frames_bag(tmp_path / "mixed", picture, compressed)
+    total = len(list(bagio.read_raw(bag, [IMAGE])))
+    assert replay.run(_args(bag, tmp_path / "out")) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["frames"] == good
+    assert summary["skipped"] == {"bad_image": total - good}, summary
+    assert f"skipped {total - good} of {total} frames: bad_image {total - good}" in captured.err
+    assert "Traceback" not in captured.err
+    # the good frames come after the CameraInfos 0 (fine) and, raw, 5 (NaN K)
+    assert summary["warnings"] == ({} if compressed else {"camera_info_unusable": 1}), summary
+    people = [m for _, _, _, m in bagio.read_messages(tmp_path / "out", ["/people"])]
+    assert len(people) == good and all(len(m.people) >= 1 for m in people)
+    copied = len(list(bagio.read_raw(tmp_path / "out", [IMAGE])))
+    assert copied == total  # nothing recorded is lost: every input image is copied
+    assert replay.run(_args(bag, tmp_path / "strict", "--strict")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: image 1 ") and "--strict" in err, err
+    assert len(list(bagio.read_raw(tmp_path / "strict", ["/people"]))) == 1
