@@ -8,8 +8,8 @@ output is stamped with the images' header stamps and not with the input's bag ti
 from __future__ import annotations
 
 import argparse
-import json
 import hashlib
+import json
 import shutil
 import subprocess
 import sys

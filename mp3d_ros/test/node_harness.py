@@ -1,0 +1,128 @@
+"""Running the pose node in a real process and listening to it over DDS (shared by the node
+tests, the one-pipeline test and the soak script)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from mp3d_msgs.msg import Person3DArray
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "mp3d_ros" / "config" / "pose_node.yaml"
+HZ = 10
+T0 = 1_700_000_000 * 10**9
+
+
+def header(i: int) -> Header:
+    ns = T0 + i * 10**9 // HZ
+    return Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cam_optical")
+
+
+def start_node(env: dict[str, str], *params: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "mp3d_ros.pose_node", "--ros-args", "--params-file",
+           str(CONFIG), "-r", "image:=/cam/image", "-r", "camera_info:=/cam/camera_info",
+           "-r", "image/compressed:=/cam/image/compressed",
+           "-p", "device:=cpu"]
+    for p in params:
+        cmd += ["-p", p]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+class Listener:
+    """An rclpy node in this process recording the pose node's outputs."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.ctx = Context()
+        rclpy.init(context=self.ctx, domain_id=int(env["ROS_DOMAIN_ID"]))
+        self.node = Node("pose_test_listener", context=self.ctx)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        self.people: list[Person3DArray] = []
+        self.markers: list[MarkerArray] = []
+        self.diags: list[dict[str, str]] = []
+        self.debug: list[Image] = []
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.diag_status: list[tuple[int, str]] = []  # (level, message)
+        self.people_sub = self.node.create_subscription(Person3DArray, "/people",
+                                                        self.people.append, qos)
+        self.node.create_subscription(MarkerArray, "/people/markers", self.markers.append, qos)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.on_diag, qos)
+        self.node.create_subscription(Image, "/people/debug_image", self.debug.append, qos)
+
+    def on_diag(self, msg: DiagnosticArray) -> None:
+        for s in msg.status:
+            if s.name.startswith("pose_node"):
+                self.diags.append({kv.key: kv.value for kv in s.values})
+                self.diag_status.append((int.from_bytes(s.level, "little")
+                                         if isinstance(s.level, bytes) else int(s.level),
+                                         s.message))
+
+    def spin_until(self, done: Callable[[], bool], timeout: float, procs=()) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if done():
+                return True
+            for p in procs:
+                assert p.poll() is None, p.communicate()
+            self.executor.spin_once(timeout_sec=0.05)
+        return done()
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.ctx)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[int, str]:
+    proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the node did not stop on {sig}:\n{err}")
+    return proc.returncode, err
+
+
+def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> Listener:
+    """Play the clip into a fresh node at ``rate``; stop the node with SIGTERM (asserting exit 0)
+    once it has reported its last output. Returns the listener with what came out."""
+    node = start_node(env, "image_reliability:=reliable", *params)
+    lis = Listener(env)
+    try:
+        assert lis.spin_until(lambda: lis.node.count_publishers("/people") > 0, 30, [node])
+        play = subprocess.Popen([sys.executable, "-m", "mp3d_ros.player", str(bag),
+                                 "--wait-for-subscribers", "20", "--rate", str(rate)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lis.spin_until(lambda: play.poll() is not None, 40, [node])
+        assert play.returncode == 0, play.communicate()
+        # until the node has processed its last frame and reported it
+        lis.spin_until(lambda: lis.diags and lis.diags[-1]["output_rate_hz"] == "0.00"
+                       and int(lis.diags[-1]["frames_out"]) == len(lis.people), 15, [node])
+        rc, err = stop(node)
+        assert rc == 0, err
+        assert "Traceback" not in err, err
+    finally:
+        if node.poll() is None:
+            node.kill()
+        lis.close()
+    return lis
+
+
