@@ -6,13 +6,16 @@ weights, the map decoding config and the prior's frozen decoder) and a device ('
 the camera optical frame of the source image, the 2D keypoints in its pixels. Without intrinsics
 (no CameraInfo), a 60-degree horizontal field of view is assumed (Intrinsics.from_fov): depths and
 absolute positions are then only as right as that guess, root-relative poses are unaffected.
-Checkpoints load with torch.load(weights_only=True): no pickled code runs.
+Checkpoints load with torch.load(weights_only=True): no pickled code runs; a bad model file is one
+line of error naming it (docs/model_files.md). The network, its code head and the pose decoder run
+on one device; only the decoded people come back to the CPU, as numpy.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -20,12 +23,14 @@ import torch
 
 from mp3d.geometry import Intrinsics, Letterbox, letterbox, letterbox_intrinsics
 from mp3d.networks import StudentConfig, StudentNet
+from mp3d.paths import file_sha256
 from mp3d.people import Person
 from mp3d.personmaps import MapConfig, decode_maps, seen_confidence
 from mp3d.prior import PoseDecoder, PriorConfig
 from mp3d.training import load_checkpoint, load_weights, resolve_device
 
 KIND = "mp3d.student"
+C = TypeVar("C")  # a config dataclass
 FALLBACK_HFOV_DEG = 60.0
 
 
@@ -38,63 +43,130 @@ def student_checkpoint(net: StudentNet, maps: MapConfig, decoder: PoseDecoder, *
 
 
 def letterbox_image(rgb: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
-    """HxWx3 uint8 image -> (height, width, 3) uint8 letterboxed copy (INTER_AREA, black
-    padding) and its Letterbox."""
+    """HxWx3 uint8 image (both sides >= 1 px) -> (height, width, 3) uint8 letterboxed copy
+    (INTER_AREA, black padding) and its Letterbox. A side that scales to under a pixel (a 4000x2
+    image) keeps one pixel, so every image fits."""
     h, w = rgb.shape[:2]
     lb = letterbox(w, h, width, height)
-    nw, nh = round(w * lb.scale), round(h * lb.scale)
+    nw, nh = max(1, round(w * lb.scale)), max(1, round(h * lb.scale))
     out = np.zeros((height, width, 3), np.uint8)
-    x0, y0 = int(lb.pad_x), int(lb.pad_y)
+    x0, y0 = min(int(lb.pad_x), width - nw), min(int(lb.pad_y), height - nh)
     out[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
     return out, lb
 
 
-def load_student(ckpt: dict) -> tuple[StudentNet, MapConfig, PoseDecoder]:
+def _config(cls: type[C], d: object, what: str, source: str | Path) -> C:
+    """The frozen config dataclass `cls` from a checkpoint's dict `d`: exactly the dataclass's
+    fields, each of its default's type (lists become tuples). ValueError, one line, otherwise."""
+    if not isinstance(d, dict):
+        raise ValueError(f"student checkpoint {source}: {what} is a {type(d).__name__}, not a dict")
+    names = [f.name for f in fields(cls)]
+    missing, unknown = [n for n in names if n not in d], sorted(set(d) - set(names), key=str)
+    if missing or unknown:
+        wrong = ([f"lacks fields {missing}"] if missing else []) + (
+            [f"has unknown fields {unknown}"] if unknown else [])
+        raise ValueError(f"student checkpoint {source}: {what} {' and '.join(wrong)}")
+    vals = {}
+    for f in fields(cls):
+        v, default = d[f.name], f.default
+        if isinstance(default, tuple):
+            ok = isinstance(v, (list, tuple)) and all(type(e) is type(default[0]) for e in v)
+            v = tuple(v) if ok else v
+        elif isinstance(default, float):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        else:
+            ok = type(v) is type(default)
+        if not ok:
+            raise ValueError(f"student checkpoint {source}: {what}[{f.name!r}] is {v!r}, "
+                             f"expected {type(default).__name__} like {default!r}")
+        vals[f.name] = v
+    try:
+        return cls(**vals)
+    except ValueError as exc:  # the dataclass's own checks
+        raise ValueError(f"student checkpoint {source}: {what}: {exc}") from exc
+
+
+def load_student(ckpt: dict, source: str | Path = "<dict>"
+                 ) -> tuple[StudentNet, MapConfig, PoseDecoder]:
+    """A student checkpoint (a dict from load_checkpoint) -> (network, map decoding config, pose
+    decoder), in eval mode on the CPU. source: the file's path, for the messages. Every field it
+    needs must be there and fit: else ValueError, one line starting with the source."""
     if ckpt.get("kind") != KIND:
-        raise ValueError(f"not a student checkpoint (kind={ckpt.get('kind')!r})")
-    ncfg = dict(ckpt["config"]["net"])
-    ncfg["widths"] = tuple(ncfg["widths"])
-    net = StudentNet(StudentConfig(**ncfg))
-    load_weights(net, ckpt["state_dict"])
-    decoder = PoseDecoder(PriorConfig(**ckpt["decoder_config"]))
-    load_weights(decoder, ckpt["decoder_state_dict"])
-    return net.eval(), MapConfig(**ckpt["config"]["maps"]), decoder.eval()
+        raise ValueError(f"student checkpoint {source}: kind is {ckpt.get('kind')!r}, not {KIND!r}")
+    missing = [k for k in ("config", "state_dict", "decoder_config", "decoder_state_dict")
+               if k not in ckpt]
+    config = ckpt.get("config")
+    missing += [f"config[{k!r}]" for k in ("net", "maps")
+                if isinstance(config, dict) and k not in config]
+    if missing:
+        raise ValueError(f"student checkpoint {source} lacks {', '.join(missing)}")
+    if not isinstance(config, dict):
+        raise ValueError(f"student checkpoint {source}: config is a {type(config).__name__}, "
+                         "not a dict")
+    net = StudentNet(_config(StudentConfig, config["net"], "config['net']", source))
+    load_weights(net, ckpt["state_dict"], source=f"student checkpoint {source}")
+    decoder = PoseDecoder(_config(PriorConfig, ckpt["decoder_config"], "decoder_config", source))
+    load_weights(decoder, ckpt["decoder_state_dict"],
+                 source=f"student checkpoint {source} (pose decoder)")
+    maps = _config(MapConfig, config["maps"], "config['maps']", source)
+    return net.eval(), maps, decoder.eval()
 
 
 class Estimator:
-    """Multi-person 3D pose from RGB images with a student checkpoint."""
+    """Multi-person 3D pose from RGB images with a student checkpoint.
+
+    Attributes: path and sha256 (SHA-256 of the checkpoint file, for diagnostics), device (where
+    the network, its code head and the pose decoder run), input_size (w, h), dense (the network
+    or, with onnx=, its mp3d.export.OnnxDense)."""
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
                  peak_threshold: float | None = None, max_people: int | None = None,
                  onnx: str | Path | None = None):
-        """checkpoint: student .pt; onnx: optionally its exported dense network (mp3d export),
-        run with ONNX Runtime on the CPU instead of torch."""
+        """checkpoint: student .pt; device: 'cpu', 'cuda', 'cuda:N' or 'auto'; onnx: optionally
+        the checkpoint's exported dense network (mp3d export), run with ONNX Runtime on the CPU
+        instead of torch (device must then be 'cpu' or 'auto'). Bad files raise
+        FileNotFoundError / ValueError, one line naming the file (docs/model_files.md)."""
+        if onnx is not None and device == "auto":
+            device = "cpu"
         self.device = resolve_device(device)
+        if onnx is not None and self.device.type != "cpu":
+            raise ValueError(f"onnx= runs the network with ONNX Runtime on the CPU: use device "
+                             f"'cpu' or 'auto', not {device!r}")
         self.path = Path(checkpoint)
-        self.net, self.maps, self.decoder = load_student(load_checkpoint(checkpoint, KIND))
+        ckpt = load_checkpoint(self.path, KIND)
+        self.sha256 = file_sha256(self.path)
+        net, self.maps, decoder = load_student(ckpt, self.path)
+        self.input_size = (net.cfg.input_width, net.cfg.input_height)
+        # The network (with its per-cell code head) and the pose decoder live on one device.
+        self.net, self.decoder = net.to(self.device), decoder.to(self.device)
         self.dense = self.net
         if onnx is not None:
             from mp3d.export import OnnxDense
 
-            self.dense, self.device = OnnxDense(onnx), torch.device("cpu")
+            self.dense = OnnxDense(onnx, self.sha256, self.input_size)
         if peak_threshold is not None:
             self.maps = replace(self.maps, peak_threshold=float(peak_threshold))
         if max_people is not None:
             self.maps = replace(self.maps, max_people=int(max_people))
-        self.net.to(self.device)  # the tiny per-person decoder stays on the CPU with the decoding
-        self.input_size = (self.net.cfg.input_width, self.net.cfg.input_height)
 
     def preprocess(self, rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """HxWx3 uint8 RGB -> letterboxed input (h, w, 3) uint8 and the Letterbox."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        return letterbox_image(rgb, *self.input_size)
+        """HxWx3 uint8 RGB, both sides >= 1 px -> letterboxed input (h, w, 3) uint8 and the
+        Letterbox. ValueError, one line, for anything else."""
+        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3
+                and rgb.dtype == np.uint8 and min(rgb.shape[:2]) >= 1):
+            what = (f"{rgb.shape} {rgb.dtype}" if isinstance(rgb, np.ndarray)
+                    else type(rgb).__name__)
+            raise ValueError(f"expected an HxWx3 uint8 RGB image, got {what}")
+        return letterbox_image(np.ascontiguousarray(rgb), *self.input_size)
 
     @torch.no_grad()
     def estimate_batch(self, images: list[np.ndarray],
                        intrinsics: list[Intrinsics | None]) -> list[list[Person]]:
-        """People in each image; intrinsics per image (None: the field-of-view fallback)."""
-        assert len(images) == len(intrinsics), (len(images), len(intrinsics))
+        """People in each image; intrinsics per image (None: the field-of-view fallback). The
+        images go through the network as one batch; an ONNX export with a fixed batch of 1 is
+        run once per image instead (same results)."""
+        if len(images) != len(intrinsics):
+            raise ValueError(f"{len(images)} images but {len(intrinsics)} intrinsics")
         if not images:
             return []
         inputs, lbs, intr_in = [], [], []
@@ -107,8 +179,9 @@ class Estimator:
             lbs.append(lb)
             intr_in.append([ki.fx, ki.fy, ki.cx, ki.cy])
         x = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2).float() / 255
-        maps = self.dense(x)
-        maps = {k: v.float().cpu() for k, v in maps.items()}
+        # Decoding runs where the code head and the decoder live: the maps move there once
+        # (a no-op for torch; ONNX Runtime's maps are on the CPU, as is everything then).
+        maps = {k: v.to(self.device, torch.float32) for k, v in self.dense(x).items()}
         decoded = decode_maps(maps, np.array(intr_in), self.decoder, self.maps,
                               self.net.heads.codes)
         out = []

@@ -169,7 +169,8 @@ def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: 
     maps: the network's outputs (centre logits (B,1,gh,gw), depth, offset, code features feat);
     intrinsics: (B, 4) fx, fy, cx, cy in pixels of the image the maps were computed for;
     codes: code features at cells (N, C) -> (z (N, D), rot6d (N, 6), joint confidence logits
-    (N, 17)) (the network's CodeHead).
+    (N, 17)) (the network's CodeHead). The maps, `codes` and `decoder` must be on one device,
+    where all the torch work runs; only the results come to the CPU, as numpy.
     """
     intrinsics = np.asarray(intrinsics, dtype=np.float64)
     B, _, gh, gw = maps["centre"].shape
@@ -185,16 +186,16 @@ def decode_maps(maps: dict[str, torch.Tensor], intrinsics: np.ndarray, decoder: 
         off = gather(maps["offset"][b:b + 1], sel)[0]
         cells = torch.stack([idx % gw, idx // gw], dim=-1).double()
         g = cells + off.double() - 0.5
-        root2d = grid_to_image(g.numpy(), cfg.stride)
-        depth = depth_from_code(dcode.double().numpy(), fx, cfg)
+        root2d = grid_to_image(g.cpu().numpy(), cfg.stride)
+        depth = depth_from_code(dcode.double().cpu().numpy(), fx, cfg)
         rot = rot6d_to_matrix(r6.float())
-        rel = torch.einsum("nij,nkj->nki", rot, decoder(z.float())).double().numpy()
+        rel = torch.einsum("nij,nkj->nki", rot, decoder(z.float())).double().cpu().numpy()
         root = np.stack([(root2d[:, 0] - cx) / fx * depth, (root2d[:, 1] - cy) / fy * depth, depth],
                         axis=-1)
         joints = rel + root[:, None, :]
         zz = np.maximum(joints[..., 2], 1e-3)
         kp = np.stack([fx * joints[..., 0] / zz + cx, fy * joints[..., 1] / zz + cy], axis=-1)
-        out.append(DecodedPeople(scores.double().numpy(), root2d, depth, z.float().numpy(),
-                                 rot.numpy(), rel, joints, kp,
-                                 torch.sigmoid(conf_logit.float()).double().numpy()))
+        out.append(DecodedPeople(scores.double().cpu().numpy(), root2d, depth,
+                                 z.float().cpu().numpy(), rot.cpu().numpy(), rel, joints, kp,
+                                 torch.sigmoid(conf_logit.float()).double().cpu().numpy()))
     return out
