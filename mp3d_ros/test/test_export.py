@@ -1,0 +1,167 @@
+"""`mp3d export` and the ONNX Runtime backend: torch and ONNX Runtime agree on real frames of the
+bundled clip (batch 1 and 4, fixed and dynamic batch, and float16), the metadata ties an export to
+its checkpoint, and the backend refuses files it cannot trust with one line. Each export is made
+once per module (about a second each)."""
+
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import REPO
+from mp3d import __version__
+from mp3d.cli import main as mp3d_main
+from mp3d.estimator import Estimator
+from mp3d.export import META_KEYS, OnnxDense
+from mp3d.imagedata import open_dataset
+from mp3d.paths import SHIPPED_SHA256, default_model
+
+STUDENT = default_model("student.pt")
+CLIP = REPO / "mp3d_ros" / "data" / "demo_clip"
+MAP_TOL = 1e-3      # max abs difference of any dense map (logits, codes), float32 export
+JOINT_TOL_M = 1e-3  # max joint difference (m), float32 export
+FP16_MAP_TOL = 0.05  # float16 inside: measured 0.016 on these frames
+FP16_JOINT_TOL_M = 0.02  # measured 6.4 mm
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, str]:
+    """The shipped student exported by `mp3d export`: batch 1, dynamic batch, float16 + dynamic."""
+    d = tmp_path_factory.mktemp("onnx")
+    flags = {"b1": [], "dynamic": ["--dynamic-batch"], "fp16": ["--fp16", "--dynamic-batch"]}
+    out = {}
+    for name, extra in flags.items():
+        out[name] = str(d / f"{name}.onnx")
+        assert mp3d_main(["export", "--model", str(STUDENT), "--out", out[name], *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[list[np.ndarray], list]:
+    """Four frames of the bundled clip, 1.5 s apart, with the bag's intrinsics."""
+    from mp3d.geometry import Intrinsics
+
+    ds = open_dataset(CLIP)
+    idx = (0, 15, 30, 45)
+    rgbs = [ds.read_rgb(i) for i in idx]
+    ks = [ds.intrinsics(i) for i in idx]
+    intr = [Intrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2], r.shape[1], r.shape[0])
+            for k, r in zip(ks, rgbs)]
+    return rgbs, intr
+
+
+@pytest.fixture(scope="module")
+def torch_est() -> Estimator:
+    return Estimator(STUDENT)
+
+
+def _map_diff(a: Estimator, b: Estimator, rgbs: list[np.ndarray]) -> float:
+    x = torch.from_numpy(np.stack([a.preprocess(r)[0] for r in rgbs])).permute(0, 3, 1, 2)
+    x = x.float() / 255
+    with torch.no_grad():
+        ma, mb = a.dense(x), b.dense(x)
+    assert ma.keys() == mb.keys() and all(ma[k].shape == mb[k].shape for k in ma)
+    return max(float((ma[k] - mb[k]).abs().max()) for k in ma)
+
+
+def _joint_diff(pa: list[list], pb: list[list]) -> float:
+    """Max joint difference (m) of the same people in the same order; asserts that they are."""
+    assert [len(p) for p in pa] == [len(p) for p in pb]
+    diffs = [0.0]
+    for a, b in zip(pa, pb):
+        for p, q in zip(a, b):
+            assert abs(p.score - q.score) < 0.01
+            diffs.append(float(np.abs(p.joints_3d - q.joints_3d).max()))
+    return max(diffs)
+
+
+@pytest.mark.parametrize("name", ["b1", "dynamic"])
+def test_onnx_matches_torch_batch_1_and_4(name, exports, frames, torch_est):
+    rgbs, intr = frames
+    est = Estimator(STUDENT, onnx=exports[name])
+    assert est.dense.dynamic_batch == (name == "dynamic") and not est.dense.fp16
+    for rgb, k in zip(rgbs, intr):  # batch 1
+        assert _map_diff(torch_est, est, [rgb]) < MAP_TOL
+        assert _joint_diff([torch_est(rgb, k)], [est(rgb, k)]) < JOINT_TOL_M
+    # batch 4: one run with a dynamic batch, a run per image with a fixed batch of 1
+    assert _map_diff(torch_est, est, rgbs) < MAP_TOL
+    ref = torch_est.estimate_batch(rgbs, intr)
+    assert sum(map(len, ref)) >= 8, [len(p) for p in ref]  # the clip has people in every frame
+    assert _joint_diff(ref, est.estimate_batch(rgbs, intr)) < JOINT_TOL_M
+
+
+def test_fp16_export_is_valid_and_close(exports, frames, torch_est):
+    onnx.checker.check_model(exports["fp16"])
+    model = onnx.load(exports["fp16"])
+    assert {i.data_type for i in model.graph.initializer} == {onnx.TensorProto.FLOAT16}
+    assert [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)] == [
+        onnx.TensorProto.FLOAT] * 5  # float32 at the interface
+    rgbs, intr = frames
+    est = Estimator(STUDENT, onnx=exports["fp16"])
+    assert est.dense.fp16 and est.dense.dynamic_batch
+    assert _map_diff(torch_est, est, rgbs) < FP16_MAP_TOL
+    ref = torch_est.estimate_batch(rgbs, intr)
+    assert _joint_diff(ref, est.estimate_batch(rgbs, intr)) < FP16_JOINT_TOL_M
+
+
+def test_metadata_ties_the_export_to_its_checkpoint(exports):
+    ckpt = torch.load(STUDENT, map_location="cpu", weights_only=True)
+    for name, fp16, dyn in (("b1", False, False), ("dynamic", False, True), ("fp16", True, True)):
+        meta = {p.key: p.value for p in onnx.load(exports[name]).metadata_props}
+        assert set(meta) == set(META_KEYS)
+        assert meta["mp3d.checkpoint_sha256"] == SHIPPED_SHA256["student.pt"]
+        net = {k: list(v) if isinstance(v, tuple) else v for k, v in ckpt["config"]["net"].items()}
+        assert json.loads(meta["mp3d.student_config"]) == net
+        assert json.loads(meta["mp3d.input_size"]) == [448, 336]
+        assert meta["mp3d.opset"] == "17" and meta["mp3d.version"] == __version__
+        assert json.loads(meta["mp3d.fp16"]) is fp16
+        assert json.loads(meta["mp3d.dynamic_batch"]) is dyn
+
+
+def _refused(exc_type, pattern: str, *args, **kw) -> None:
+    with pytest.raises(exc_type) as info:
+        Estimator(STUDENT, *args, **kw)
+    msg = str(info.value)
+    assert "\n" not in msg and re.search(pattern, msg), msg
+
+
+def test_untrusted_onnx_files_are_refused(exports, tmp_path):
+    good = open(exports["b1"], "rb").read()
+    _refused(FileNotFoundError, r"ONNX file not found: .*missing\.onnx$",
+             onnx=tmp_path / "missing.onnx")
+    (tmp_path / "half.onnx").write_bytes(good[:len(good) // 2])
+    _refused(ValueError, r"ONNX file .*half\.onnx is corrupt or not an ONNX model: ",
+             onnx=tmp_path / "half.onnx")
+    (tmp_path / "text.onnx").write_text("not a model\n")
+    _refused(ValueError, r"ONNX file .*text\.onnx is corrupt or not an ONNX model: ",
+             onnx=tmp_path / "text.onnx")
+    model = onnx.load_from_string(good)
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "bare.onnx"))
+    _refused(ValueError, r"ONNX file .*bare\.onnx has no mp3d metadata \(lacks "
+             r"mp3d\.checkpoint_sha256, .*\): export it with `mp3d export",
+             onnx=tmp_path / "bare.onnx")
+    # exported from another checkpoint: the shipped student with one more field
+    other = tmp_path / "other.pt"
+    torch.save({**torch.load(STUDENT, weights_only=True), "note": "fine-tuned"}, other)
+    assert mp3d_main(["export", "--model", str(other), "--out", str(tmp_path / "other.onnx")]) == 0
+    _refused(ValueError, r"ONNX file .*other\.onnx was exported from another checkpoint \(SHA-256 "
+             r"[0-9a-f]{12}\.\.\., this one is c0f9e2479aaa\.\.\.\): export it again",
+             onnx=tmp_path / "other.onnx")
+    assert len(Estimator(other, onnx=tmp_path / "other.onnx")(np.zeros((8, 8, 3), np.uint8))) == 0
+
+
+def test_onnx_with_a_gpu_device_is_refused(exports, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # refused before any CUDA use
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    _refused(ValueError, r"onnx= runs the network with ONNX Runtime on the CPU: use device 'cpu' "
+             r"or 'auto', not 'cuda'", device="cuda", onnx=exports["b1"])
+
+
+def test_other_input_size_is_refused(exports):
+    with pytest.raises(ValueError) as info:
+        OnnxDense(exports["b1"], SHIPPED_SHA256["student.pt"], (512, 384))
+    assert str(info.value).endswith("takes image of shape [1, 3, 336, 448], the checkpoint's "
+                                    "network takes (N, 3, 384, 512)"), info.value
