@@ -3,6 +3,11 @@
 Each tool module exposes `register(subparsers)`, which adds its parser and sets `func` to a
 function taking the parsed arguments and returning an exit code. Tool modules are imported only
 when listed here, and import their heavy dependencies (torch, ROS) inside `func`.
+
+Bad input never shows a traceback: an error that means bad input (a missing or unreadable file, a
+bad model, a value out of range, CUDA asked for and absent, a missing optional dependency; see
+`is_input_error`) prints one line `error: <message>` on stderr and exits 2, like argparse's own
+usage errors. Set MP3D_TRACEBACK=1 to get the traceback instead, for debugging.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 # Modules providing subcommands, in help order.
@@ -35,6 +41,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_input_error(exc: BaseException) -> bool:
+    """Whether `exc` means bad input rather than a bug: OSError (FileNotFoundError, permissions),
+    ValueError (and the modules' subclasses: bad models, images, calibrations, mocap files),
+    DeviceUnavailableError, TeacherUnavailableError, and a plain LookupError (the modules raise it
+    for 'run mp3d teach first'; KeyError and IndexError are bugs)."""
+    from mp3d.teachers import TeacherUnavailableError
+    from mp3d.training import DeviceUnavailableError
+
+    if isinstance(exc, (KeyError, IndexError)):
+        return False
+    return isinstance(exc, (OSError, ValueError, LookupError, DeviceUnavailableError,
+                            TeacherUnavailableError))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs, newlines included, become a space)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:  # re-raised unless it is bad input (is_input_error)
+        if os.environ.get("MP3D_TRACEBACK") == "1" or not is_input_error(exc):
+            raise
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

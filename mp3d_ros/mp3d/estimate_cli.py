@@ -1,10 +1,11 @@
-"""`mp3d estimate IMAGE`: 3D people in one image, as JSON and as a picture."""
+"""`mp3d estimate IMAGE`: 3D people in one image, as JSON and as a picture. An unreadable image
+or a bad model is one `error:` line and exit status 2 (mp3d.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from mp3d.estimator import Estimator
     from mp3d.geometry import Intrinsics
 
+    if not Path(args.image).is_file():
+        raise FileNotFoundError(f"cannot read image {args.image}: no such file")
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if bgr is None:
-        print(f"error: cannot read image {args.image}", file=sys.stderr)
-        return 1
+        raise ValueError(f"cannot read image {args.image}: not an image OpenCV can decode")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     intr = None
