@@ -15,6 +15,7 @@ from mp3d import __version__
 from mp3d.cli import main as mp3d_main
 from mp3d.estimator import Estimator
 from mp3d.export import META_KEYS, OnnxDense
+from mp3d.geometry import Intrinsics
 from mp3d.imagedata import open_dataset
 from mp3d.paths import SHIPPED_SHA256, default_model
 
@@ -39,17 +40,12 @@ def exports(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def frames() -> tuple[list[np.ndarray], list]:
-    """Four frames of the bundled clip, 1.5 s apart, with the bag's intrinsics."""
-    from mp3d.geometry import Intrinsics
-
+def frames() -> tuple[list[np.ndarray], list[Intrinsics]]:
+    """Four frames of the bundled clip, 1.5 s apart, with its intrinsics (the bag's CameraInfo is
+    a 60 degree horizontal field of view, mp3d_ros/data/README.md)."""
     ds = open_dataset(CLIP)
-    idx = (0, 15, 30, 45)
-    rgbs = [ds.read_rgb(i) for i in idx]
-    ks = [ds.intrinsics(i) for i in idx]
-    intr = [Intrinsics(k[0, 0], k[1, 1], k[0, 2], k[1, 2], r.shape[1], r.shape[0])
-            for k, r in zip(ks, rgbs)]
-    return rgbs, intr
+    rgbs = [ds.read_rgb(i) for i in (0, 15, 30, 45)]
+    return rgbs, [Intrinsics.from_fov(r.shape[1], r.shape[0], 60.0) for r in rgbs]
 
 
 @pytest.fixture(scope="module")
