@@ -173,12 +173,16 @@ class PoseNode:
             return DiagnosticStatus.WARN, f"warnings: {', '.join(sorted(notes))}"
         return DiagnosticStatus.OK, "ok"
 
-    def publish_diagnostics(self) -> None:
-        now = time.monotonic()
+    def ensure_worker(self) -> None:
+        """Restart the worker thread if it ended while the node runs (it should never)."""
         if not self.worker.is_alive() and not self.stopping:
             self.counts["worker_restarts"] += 1
             self.log.error("the worker thread had ended: restarted")
             self.worker = self.start_worker()
+
+    def publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        self.ensure_worker()
         with self.lock:
             dt, self.last_diag = max(now - self.last_diag, 1e-6), now
             win = {k: list(v) for k, v in self.window.items()}

@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import rclpy
+from mp3d.imagecodec import image_to_rgb
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from mp3d_msgs.msg import Person3DArray
 from mp3d_ros import selftest
 from mp3d_ros.conversions import msg_to_people
-from mp3d.imagecodec import image_to_rgb
 
 
 def _stamp(h) -> int:
