@@ -150,6 +150,98 @@ def test_read_messages_reads_sqlite3_bags(tmp_path):
         len(serialize_message(selftest.frame(i)[2])) for i in range(3)]
 
 
+def test_topic_reader_indexes_one_topic_for_random_and_sequential_access(tmp_path):
+    import pickle
+
+    bag = tmp_path / "bag"
+    sent = _write_selftest_bag(bag, 4)
+    raw = [r for t, _, _, r in bagio.read_raw(bag) if t == "/cam/image_raw"]
+    for path in (bag, bag / "bag_0.mcap"):  # the folder, and its bare storage file
+        with bagio.TopicReader(path, "/cam/image_raw") as reader:
+            assert len(reader) == 4 and reader.msgtype == "sensor_msgs/msg/Image"
+            assert reader.stamp_ns.tolist() == [_stamp_ns(m[0].header) for m in sent]
+            assert [reader.raw(i) for i in (3, 0)] == [raw[3], raw[0]]
+            assert list(reader.raws([1, 3])) == [(1, raw[1]), (3, raw[3])]
+            assert reader.message(2).header.frame_id == selftest.FRAME_ID
+            clone = pickle.loads(pickle.dumps(reader))  # no file handle travels
+            assert clone.raw(1) == raw[1]
+            clone.close()
+    with pytest.raises(ValueError, match="increasing"):
+        list(bagio.TopicReader(bag, "/people").raws([2, 1]))
+    with pytest.raises(bagio.BagError, match=r"no topic '/nope'.*/people \(mp3d_msgs"):
+        bagio.TopicReader(bag, "/nope")
+    assert list(bagio.bag_topics(bag / "bag_0.mcap")) == list(TOPICS)
+
+
+def _mcap_bag(folder: Path, schemas: dict[str, tuple[str, bytes]], messages: list[tuple]) -> Path:
+    """A closed bag written with mcap directly: ``schemas`` topic -> (type, definition text),
+    ``messages`` (topic, time, cdr bytes); metadata.yaml from recover_bag (which only indexes
+    closed splits)."""
+    from mcap.writer import Writer as McapWriter
+
+    folder.mkdir()
+    with open(folder / f"{folder.name}_0.mcap", "wb") as f:
+        writer = McapWriter(f)
+        writer.start(profile="ros2", library="test")
+        channels = {topic: writer.register_channel(topic, "cdr", writer.register_schema(
+            msgtype, "ros2msg", text), {}) for topic, (msgtype, text) in schemas.items()}
+        for topic, t, data in messages:
+            writer.add_message(channels[topic], t, data, t)
+        writer.finish()
+    assert bagio.recover_bag(folder).salvaged == {}
+    return folder
+
+
+def test_a_topic_of_unknown_type_leaves_the_others_readable(tmp_path):
+    """A type the bag does not define (empty schema) and no typestore knows: listed, readable
+    raw, refused by name only when asked for; a known type with an empty schema decodes from the
+    typestore (rosbags alone would decode it as a one-byte struct)."""
+    store = bagio.default_typestore()
+    image_def = store.generate_msgdef("sensor_msgs/msg/Image", ros_version=2)[0].encode()
+    point = store.types["geometry_msgs/msg/Point"](x=1.0, y=2.0, z=3.5)
+    text = bytes(store.serialize_cdr(point, "geometry_msgs/msg/Point"))
+    widget = b"\x00\x01\x00\x00\x07\x00\x00\x00"
+    bag = _mcap_bag(tmp_path / "odd", {
+        "/cam/image_raw": ("sensor_msgs/msg/Image", image_def),
+        "/acme/widget": ("acme_msgs/msg/Widget", b""),
+        "/point": ("geometry_msgs/msg/Point", b"")}, [
+        (topic, 10**9 + i, data) for i in range(3)
+        for topic, data in (("/cam/image_raw", _image_cdr(i)), ("/acme/widget", widget),
+                            ("/point", text))])
+
+    assert {n: t.msgtype for n, t in bagio.bag_topics(bag).items()} == {
+        "/cam/image_raw": "sensor_msgs/msg/Image", "/acme/widget": "acme_msgs/msg/Widget",
+        "/point": "geometry_msgs/msg/Point"}
+    assert [r for t, _, _, r in bagio.read_raw(bag) if t == "/acme/widget"] == [widget] * 3
+    got = list(bagio.read_messages(bag, ["/cam/image_raw", "/point"]))
+    assert [m.header.frame_id for t, _, _, m in got if t == "/cam/image_raw"] == [
+        f"{i:06d}" for i in range(3)]
+    assert [(m.x, m.y, m.z) for t, _, _, m in got if t == "/point"] == [(1.0, 2.0, 3.5)] * 3
+    for ask in (None, ["/acme/widget"]):
+        with pytest.raises(bagio.BagError) as err:
+            bagio.read_messages(bag, ask)  # at once, before any message is read
+        assert "'/acme/widget' cannot be deserialised" in str(err.value)
+        assert "acme_msgs/msg/Widget" in str(err.value) and "\n" not in str(err.value)
+        assert "other topics read as usual: ['/cam/image_raw', '/point']" in str(err.value)
+    with pytest.raises(bagio.BagError, match="'/acme/widget' cannot be deserialised"):
+        bagio.TopicReader(bag, "/acme/widget")
+    assert len(bagio.TopicReader(bag, "/cam/image_raw")) == 3
+
+
+def test_bare_storage_files(tmp_path):
+    bag = tmp_path / "bag"
+    _write_selftest_bag(bag, 2)
+    split = bag / "bag_0.mcap"
+    assert [t for t, *_ in bagio.read_messages(split, ["/people"])] == ["/people"] * 2
+    cut = tmp_path / "cut.mcap"
+    cut.write_bytes(split.read_bytes()[:-100])
+    for read in (bagio.bag_topics, bagio.read_raw, bagio.read_messages):
+        with pytest.raises(bagio.TruncatedBagError, match="no MCAP footer.*recover"):
+            read(cut)
+    with pytest.raises(bagio.BagError, match="not a rosbag2 bag"):
+        bagio.read_raw(tmp_path / "bag" / "metadata.yaml")
+
+
 def _kill_writer(bag: Path, split_s: float, flush: bool) -> int:
     """Start this file as the writer, SIGKILL it once KILL_AFTER messages are reported written;
     returns how many it reported."""
