@@ -55,7 +55,7 @@ def torso_size(joints: np.ndarray) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from mp3d.estimator import Estimator
-    from mp3d.geometry import intrinsics_or_fov
+    from mp3d.geometry import FallbackCamera, resolve_intrinsics
     from mp3d.imagedata import open_dataset, split_by_time
     from mp3d.teach_cli import teacher_name_for
     from mp3d.teachers import TeacherCache
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             raise LookupError(f"no cached teacher output for {fr.frame_id}: run `mp3d teach`")
         rgb = fr.rgb
         h, w = rgb.shape[:2]
-        k = intrinsics_or_fov(fr.K, w, h, args.hfov)
+        k = resolve_intrinsics(fr.camera, w, h, FallbackCamera(hfov_deg=args.hfov)).intrinsics
         t = time.perf_counter()
         people = est(rgb, k)
         latencies.append(time.perf_counter() - t)

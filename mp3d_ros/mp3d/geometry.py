@@ -155,15 +155,6 @@ def resolve_intrinsics(calib: CameraCalibration | None, width: int, height: int,
                               "; ".join(problems))
 
 
-def intrinsics_or_fov(k: np.ndarray | None, width: int, height: int,
-                      hfov_deg: float) -> Intrinsics:
-    """Intrinsics from a (3, 3) camera matrix of a width x height image, or the field-of-view
-    fallback when there is none or it is unusable (:func:`resolve_intrinsics`)."""
-    calib = None if k is None else CameraCalibration(
-        tuple(np.asarray(k, dtype=np.float64).ravel()), (), int(width), int(height))
-    return resolve_intrinsics(calib, width, height, FallbackCamera(hfov_deg=hfov_deg)).intrinsics
-
-
 def project(points: np.ndarray, intr: Intrinsics) -> np.ndarray:
     """Project camera-frame points to pixels: (..., 3) -> (..., 2). Points need z > 0."""
     points = np.asarray(points, dtype=np.float64)

@@ -2,8 +2,8 @@
 
 A dataset is a sequence of `Frame`s: ``frame_id`` (readable, unique in the dataset), ``stamp``
 (seconds), ``index``, ``source`` (identity of the recording, used by `mp3d.teachers.TeacherCache`),
-optional intrinsics ``K`` (3x3, from a bag's CameraInfo) and ``rgb`` (HxWx3 uint8, decoded only
-when asked for)::
+optional ``camera`` (a `mp3d.geometry.CameraCalibration`, from a bag's CameraInfo; resolve it with
+`mp3d.geometry.resolve_intrinsics`) and ``rgb`` (HxWx3 uint8, decoded only when asked for)::
 
     ds = open_dataset("cache/video/vtest.avi")        # or an image folder, or a bag
     train, val = split_by_time(ds, 0.0, 0.75), split_by_time(ds, 0.75, 1.0)
@@ -16,10 +16,11 @@ Kinds:
   given).
 - `ImageFolderDataset`: the images of one folder in sorted name order; stamps = index / fps.
 - `BagDataset`: one image topic (``sensor_msgs/msg/Image`` or ``CompressedImage``) of a rosbag2
-  recording (folder with metadata.yaml, or a bare ``.mcap`` / ``.db3`` file), read with the pure
-  Python ``rosbags`` library (imported lazily: no ROS install needed); stamps from
-  ``header.stamp``; intrinsics from a CameraInfo topic (nearest stamp). Images are decoded by
-  `mp3d.imagecodec` (the codec the pose node and replay use).
+  recording (folder with metadata.yaml, or a bare ``.mcap`` / ``.db3`` file), read through
+  ``mp3d_ros.bagio`` (pure Python, no rclpy; imported inside `BagDataset`'s methods only, so this
+  module imports with neither ROS nor rosbags installed); stamps from ``header.stamp``; the camera
+  from a CameraInfo topic (nearest stamp). Images are decoded by `mp3d.imagecodec` (the codec the
+  pose node and replay use).
 
 Datasets keep file handles open for fast sequential reads; they are not thread-safe, but they pickle
 (handles are reopened), so each DataLoader worker gets its own.
@@ -28,7 +29,6 @@ Datasets keep file handles open for fast sequential reads; they are not thread-s
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +36,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mp3d.geometry import CameraCalibration
 from mp3d.imagecodec import msg_to_rgb
 
 __all__ = [
     "BagDataset",
+    "BagDatasetError",
     "Frame",
     "ImageDataset",
     "ImageFolderDataset",
@@ -76,8 +78,10 @@ def _file_identity(path: Path, nbytes: int = 1 << 20) -> str:
 class Frame:
     """One image of a dataset; ``rgb`` (HxWx3 uint8) is decoded on each access, not stored.
 
-    K: (3, 3) float64 camera matrix or None; fingerprint: optional per-image content check
-    appended to `identity` (image folders use file size + head hash).
+    camera: what the recording's CameraInfo says (K, P, calibrated size) or None; the
+    intrinsics of the image are ``resolve_intrinsics(frame.camera, w, h, fallback)``.
+    fingerprint: optional per-image content check appended to `identity` (image folders use file
+    size + head hash).
     """
 
     frame_id: str
@@ -85,7 +89,7 @@ class Frame:
     index: int
     source: str
     loader: Callable[[], np.ndarray] = field(repr=False)
-    K: np.ndarray | None = field(default=None, repr=False)
+    camera: CameraCalibration | None = field(default=None, repr=False)
     fingerprint: Callable[[], str] | None = field(default=None, repr=False)
 
     @property
@@ -105,7 +109,7 @@ class Frame:
 
 class ImageDataset(Sequence):
     """A sequence of `Frame`s. Subclasses set ``source``, ``name``, ``stamps`` (F,) seconds and
-    ``frame_ids`` (F,), and implement `read_rgb`; they may override `intrinsics`, `_fingerprint`
+    ``frame_ids`` (F,), and implement `read_rgb`; they may override `camera`, `_fingerprint`
     and `_iter_indices` (fast sequential reading)."""
 
     source: str
@@ -120,8 +124,8 @@ class ImageDataset(Sequence):
         """Image `i`, (H, W, 3) uint8 RGB."""
         raise NotImplementedError
 
-    def intrinsics(self, i: int) -> np.ndarray | None:
-        """Camera matrix (3, 3) of image `i`, or None when the dataset has none."""
+    def camera(self, i: int) -> CameraCalibration | None:
+        """The calibration of image `i`'s camera, or None when the dataset has none."""
         return None
 
     def _fingerprint(self, i: int) -> Callable[[], str] | None:
@@ -135,7 +139,7 @@ class ImageDataset(Sequence):
         i = i % n
         return Frame(self.frame_ids[i], float(self.stamps[i]), i, self.source,
                      loader if loader is not None else (lambda: self.read_rgb(i)),
-                     self.intrinsics(i), self._fingerprint(i))
+                     self.camera(i), self._fingerprint(i))
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -192,8 +196,8 @@ class SubsetDataset(ImageDataset):
     def read_rgb(self, i: int) -> np.ndarray:
         return self.parent.read_rgb(int(self.indices[i]))
 
-    def intrinsics(self, i: int) -> np.ndarray | None:
-        return self.parent.intrinsics(int(self.indices[i]))
+    def camera(self, i: int) -> CameraCalibration | None:
+        return self.parent.camera(int(self.indices[i]))
 
     def _iter_indices(self, indices: Sequence[int]) -> Iterator[Frame]:
         return self.parent._iter_indices([int(self.indices[i]) for i in indices])
@@ -364,16 +368,6 @@ class ImageFolderDataset(ImageDataset):
 # rosbag2
 
 
-def _cdr_header_stamp_ns(raw: bytes | memoryview) -> int:
-    """header.stamp in ns of a CDR-serialised message whose first field is a std_msgs/Header
-    (Image, CompressedImage, CameraInfo): 4-byte encapsulation, then int32 sec, uint32 nanosec."""
-    if len(raw) < 12:
-        raise ValueError(f"CDR message too short ({len(raw)} bytes)")
-    little = raw[1] & 1  # encapsulation id 0x0001 (CDR_LE) / 0x0000 (CDR_BE), and the PL_ ones
-    sec, nsec = struct.unpack_from("<iI" if little else ">iI", raw, 4)
-    return sec * 1_000_000_000 + nsec
-
-
 def _bag_storage_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
@@ -386,145 +380,142 @@ def _is_bag(path: Path) -> bool:
     return path.is_dir() and ((path / "metadata.yaml").is_file() or bool(_bag_storage_files(path)))
 
 
+class BagDatasetError(ValueError):
+    """A bag BagDataset cannot use: its recording did not close (the message says how to
+    recover it), rosbags cannot read it, or it lacks the image or CameraInfo topic asked for
+    (the message lists its topics). One line."""
+
+
 class BagDataset(ImageDataset):
-    """One image topic of a rosbag2 recording (sqlite3 or MCAP), read with ``rosbags``.
+    """One image topic of a rosbag2 recording (sqlite3 or MCAP), read through `mp3d_ros.bagio`.
 
     path: the bag folder (with metadata.yaml) or a bare .mcap / .db3 file; topic: an Image or
     CompressedImage topic (None: the only one in the bag); camera_info_topic: "auto" (the image
     topic's sibling ``camera_info``, else the only CameraInfo topic, else none), a topic name, or
-    None. Stamps are header stamps (seconds); frames are in recording order. Intrinsics: the K of
-    the CameraInfo message nearest in header stamp.
+    None. Stamps are header stamps (seconds); frames are in recording order. ``camera``: the
+    CameraInfo message nearest in header stamp (an earlier one on a tie), as a
+    `CameraCalibration` with its calibrated size, for `mp3d.geometry.resolve_intrinsics`.
+
+    ``mp3d_ros.bagio`` (pure Python: rosbags and mcap, no rclpy) is imported inside the methods
+    only, so this module imports where neither ROS nor rosbags is installed. A bag that cannot
+    be used raises `BagDatasetError` (a ValueError) at construction, e.g. an unclosed recording,
+    with the `recover` command to run; a frame whose message cannot be read or deserialised
+    raises OSError when its ``rgb`` is read, a message the codec refuses ImageConversionError.
     """
 
     def __init__(self, path: str | Path, topic: str | None = None,
                  camera_info_topic: str | None = "auto") -> None:
+        from mp3d_ros import bagio
+
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"bag not found: {self.path}")
         if self.path.suffix == ".bag":
             raise ValueError(f"{self.path}: ROS 1 bags are not supported, only rosbag2")
-        self._reader = None
-        reader = self._open()
-        types = {}
-        for c in reader.connections:
-            types.setdefault(c.topic, c.msgtype)
-        image_topics = sorted(t for t, m in types.items() if m in IMAGE_TYPES)
-        if topic is None:
-            if len(image_topics) != 1:
-                raise ValueError(f"{self.path}: pass topic=, image topics here: {image_topics}")
-            topic = image_topics[0]
-        if topic not in image_topics:
-            raise ValueError(f"{self.path}: {topic!r} is not an image topic; image topics: "
-                             f"{image_topics} (all: {sorted(types)})")
+        try:
+            types = {name: t.msgtype for name, t in bagio.bag_topics(self.path).items()}
+            topic = self._pick_image_topic(topic, types)
+            self._reader = bagio.TopicReader(self.path, topic)
+            self.camera_info_topic = self._pick_info_topic(camera_info_topic, types, topic)
+            infos = [] if self.camera_info_topic is None else [
+                (msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec,
+                 CameraCalibration.from_msg(msg))
+                for *_, msg in bagio.read_messages(self.path, [self.camera_info_topic])]
+        except bagio.BagError as exc:
+            raise BagDatasetError(" ".join(str(exc).split())) from exc
         self.topic = topic
         self.msgtype = types[topic]
-        self._conns = [c for c in reader.connections if c.topic == topic]
-        log_ns, stamp_ns = [], []
-        for _, t, raw in reader.messages(connections=self._conns):
-            log_ns.append(t)
-            stamp_ns.append(_cdr_header_stamp_ns(raw))
-        self.log_ns = np.array(log_ns, dtype=np.int64)
-        self.stamp_ns = np.array(stamp_ns, dtype=np.int64)
-        # rank of each message among those with the same log time (to find it again)
-        self._rank = np.zeros(len(log_ns), dtype=np.int64)
-        for i in range(1, len(log_ns)):
-            if log_ns[i] == log_ns[i - 1]:
-                self._rank[i] = self._rank[i - 1] + 1
+        self.log_ns = self._reader.log_ns
+        self.stamp_ns = self._reader.stamp_ns
         self.stamps = self.stamp_ns.astype(np.float64) * 1e-9
         self.name = self.path.name
         files = ",".join(f"{p.name}:{_file_identity(p)}" for p in _bag_storage_files(self.path))
         self.source = f"rosbag2:{self.path.name}:{topic}:{files}"
         self.frame_ids = [f"{self.path.name}:{topic}:{i:06d}@{s}"
-                          for i, s in enumerate(stamp_ns)]
-        self.camera_info_topic = self._pick_info_topic(camera_info_topic, types)
-        self.info_stamp_ns = np.zeros(0, dtype=np.int64)
-        self.info_K = np.zeros((0, 3, 3))
-        if self.camera_info_topic is not None:
-            conns = [c for c in reader.connections if c.topic == self.camera_info_topic]
-            ks, ts = [], []
-            for c, _, raw in reader.messages(connections=conns):
-                msg = reader.deserialize(raw, c.msgtype)
-                k = msg.k if hasattr(msg, "k") else msg.K  # ROS 2 names it k, ROS 1 K
-                ks.append(np.asarray(k, dtype=np.float64).reshape(3, 3))
-                ts.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
-            order = np.argsort(ts, kind="stable")
-            self.info_stamp_ns = np.array(ts, dtype=np.int64)[order]
-            self.info_K = np.array(ks, dtype=np.float64).reshape(-1, 3, 3)[order]
+                          for i, s in enumerate(self.stamp_ns.tolist())]
+        infos.sort(key=lambda info: info[0])  # stable: equal stamps keep recording order
+        self.info_stamp_ns = np.array([ns for ns, _ in infos], dtype=np.int64)
+        self.info_cameras = [calib for _, calib in infos]
 
-    def _pick_info_topic(self, wanted: str | None, types: dict[str, str]) -> str | None:
+    @staticmethod
+    def _topic_list(types: dict[str, str]) -> str:
+        return ", ".join(f"{name} ({msgtype})" for name, msgtype in sorted(types.items())) or "none"
+
+    def _pick_image_topic(self, wanted: str | None, types: dict[str, str]) -> str:
+        images = sorted(t for t, m in types.items() if m in IMAGE_TYPES)
+        if wanted is None:
+            if not images:
+                raise BagDatasetError(f"{self.path}: no image topic ({' or '.join(IMAGE_TYPES)})"
+                                      f"; topics: {self._topic_list(types)}")
+            if len(images) > 1:
+                raise BagDatasetError(f"{self.path}: pass topic=, image topics here: {images}")
+            return images[0]
+        if wanted not in images:
+            raise BagDatasetError(f"{self.path}: {wanted!r} is not an image topic; image topics: "
+                                  f"{images}; topics: {self._topic_list(types)}")
+        return wanted
+
+    def _pick_info_topic(self, wanted: str | None, types: dict[str, str], topic: str
+                         ) -> str | None:
         infos = sorted(t for t, m in types.items() if m == CAMERA_INFO_TYPE)
         if wanted is None:
             return None
         if wanted != "auto":
             if wanted not in infos:
-                raise ValueError(f"{self.path}: {wanted!r} is not a CameraInfo topic; "
-                                 f"CameraInfo topics: {infos}")
+                raise BagDatasetError(f"{self.path}: {wanted!r} is not a CameraInfo topic; "
+                                      f"CameraInfo topics: {infos}")
             return wanted
-        parts = self.topic.rstrip("/").split("/")
+        parts = topic.rstrip("/").split("/")
         for cut in (1, 2):  # /cam/image_raw -> /cam/camera_info; /cam/image_raw/compressed too
             sibling = "/".join(parts[:-cut] + ["camera_info"])
             if sibling in infos:
                 return sibling
         return infos[0] if len(infos) == 1 else None
 
-    def _open(self):
-        if self._reader is None:
-            from rosbags.highlevel import AnyReader
-            from rosbags.typesys import Stores, get_typestore
+    def _decode(self, raw: bytes, i: int) -> np.ndarray:
+        from mp3d_ros import bagio
 
-            reader = AnyReader([self.path], default_typestore=get_typestore(Stores.LATEST))
-            reader.open()
-            self._reader = reader
-            if getattr(self, "topic", None) is not None:  # reopened: new connection objects
-                self._conns = [c for c in reader.connections if c.topic == self.topic]
-        return self._reader
-
-    def _decode(self, raw: bytes | memoryview, msgtype: str) -> np.ndarray:
-        return msg_to_rgb(self._open().deserialize(raw, msgtype))
+        try:
+            msg = self._reader.deserialize(raw, i)
+        except bagio.BagError as exc:
+            raise OSError(str(exc)) from exc
+        return msg_to_rgb(msg)
 
     def read_rgb(self, i: int) -> np.ndarray:
-        reader = self._open()
-        t, rank = int(self.log_ns[i]), int(self._rank[i])
-        for k, (c, _, raw) in enumerate(reader.messages(connections=self._conns, start=t,
-                                                        stop=t + 1)):
-            if k == rank:
-                return self._decode(raw, c.msgtype)
-        raise OSError(f"{self.path}: message {i} of {self.topic} not found again")
+        from mp3d_ros import bagio
 
-    def intrinsics(self, i: int) -> np.ndarray | None:
-        if len(self.info_K) == 0:
+        try:
+            raw = self._reader.raw(i)
+        except bagio.BagError as exc:
+            raise OSError(str(exc)) from exc
+        return self._decode(raw, i)
+
+    def camera(self, i: int) -> CameraCalibration | None:
+        if not self.info_cameras:
             return None
-        s = self.stamp_ns[i]
+        s = int(self.stamp_ns[i])
         j = int(np.searchsorted(self.info_stamp_ns, s))
-        cands = [k for k in (j - 1, j) if 0 <= k < len(self.info_K)]
-        best = min(cands, key=lambda k: abs(int(self.info_stamp_ns[k]) - int(s)))
-        return self.info_K[best].copy()
+        cands = [k for k in (j - 1, j) if 0 <= k < len(self.info_cameras)]
+        return self.info_cameras[min(cands, key=lambda k: abs(int(self.info_stamp_ns[k]) - s))]
 
     def _iter_indices(self, indices: Sequence[int]) -> Iterator[Frame]:
-        """One pass over the bag between the first and last wanted log times; raw messages are
-        kept by each frame and decoded only when its ``rgb`` is read."""
+        """One pass over the bag between the first and last wanted frames (in recording order;
+        other orders read frame by frame); raw messages are kept by each frame and decoded only
+        when its ``rgb`` is read."""
+        from mp3d_ros import bagio
+
         indices = list(indices)
-        if not indices:
-            return
-        if any(b < a for a, b in zip(indices, indices[1:])):  # not in recording order
+        if any(b <= a for a, b in zip(indices, indices[1:])):
             yield from super()._iter_indices(indices)
             return
-        wanted = set(indices)
-        reader = self._open()
-        start, stop = int(self.log_ns[indices[0]]), int(self.log_ns[indices[-1]]) + 1
-        i = int(np.searchsorted(self.log_ns, start))  # first message at or after `start`
-        for c, _, raw in reader.messages(connections=self._conns, start=start, stop=stop):
-            if i in wanted:
-                yield self.frame(i, lambda raw=raw, c=c: self._decode(raw, c.msgtype))
-            i += 1
+        try:
+            for i, raw in self._reader.raws(indices):
+                yield self.frame(i, lambda raw=raw, i=i: self._decode(raw, i))
+        except bagio.BagError as exc:
+            raise OSError(str(exc)) from exc
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_reader": None, "_conns": None}  # both hold open files
+        self._reader.close()
 
 
 # ------------------------------------------------------------------------------------------------

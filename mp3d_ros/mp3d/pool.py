@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mp3d.geometry import Intrinsics, intrinsics_or_fov
+from mp3d.geometry import FallbackCamera, Intrinsics, resolve_intrinsics
 from mp3d.skeleton import COCO_MIRROR_PERM
 
 
@@ -219,7 +219,7 @@ def build_pool(sources: list[Source], teacher_cache: str, teacher: str, hfov: fl
                                   f"output: run `mp3d teach {src.path}` first")
             rgb = fr.rgb
             h, w = rgb.shape[:2]
-            k = intrinsics_or_fov(fr.K, w, h, hfov)
+            k = resolve_intrinsics(fr.camera, w, h, FallbackCamera(hfov_deg=hfov)).intrinsics
             kp = people.keypoints.astype(np.float64)
             cf = people.scores.astype(np.float64)
             for v in range(cfg.views):

@@ -226,6 +226,9 @@ def test_a_topic_of_unknown_type_leaves_the_others_readable(tmp_path):
     with pytest.raises(bagio.BagError, match="'/acme/widget' cannot be deserialised"):
         bagio.TopicReader(bag, "/acme/widget")
     assert len(bagio.TopicReader(bag, "/cam/image_raw")) == 3
+    from mp3d.imagedata import BagDataset  # the datasets read through these readers
+
+    assert BagDataset(bag)[1].rgb.shape == (48, 64, 3)
 
 
 def test_bare_storage_files(tmp_path):

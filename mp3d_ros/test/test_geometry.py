@@ -8,7 +8,6 @@ from mp3d.geometry import (
     Intrinsics,
     back_project,
     crop_intrinsics,
-    intrinsics_or_fov,
     letterbox,
     letterbox_intrinsics,
     project,
@@ -53,8 +52,10 @@ def test_unusable_camera_info_falls_back_and_says_why(k):
 def test_no_camera_info_uses_the_field_of_view_fallback():
     r = resolve_intrinsics(None, 640, 480)
     assert r.source == "fallback" and r.intrinsics == Intrinsics.from_fov(640, 480, 60.0)
-    assert intrinsics_or_fov(None, 640, 480, 60.0) == r.intrinsics
-    assert intrinsics_or_fov(np.array(K).reshape(3, 3), 640, 480, 60.0) == INTR
+    wide = resolve_intrinsics(None, 640, 480, FallbackCamera(hfov_deg=90.0))
+    assert wide.source == "fallback" and wide.intrinsics == Intrinsics.from_fov(640, 480, 90.0)
+    assert resolve_intrinsics(CameraCalibration(K, (), 640, 480), 640, 480,
+                              FallbackCamera(hfov_deg=90.0)).intrinsics == INTR
 
 
 def test_calibration_from_message_fields():
@@ -113,8 +114,3 @@ def test_fov_fallback():
     assert f.fx == pytest.approx(320.0) and f.cx == 319.5
     with pytest.raises(ValueError):
         Intrinsics(0.0, 1.0, 0.0, 0.0, 10, 10)
-
-
-def test_intrinsics_or_fov():
-    assert intrinsics_or_fov(INTR.K, 640, 480, 60.0) == INTR
-    assert intrinsics_or_fov(None, 640, 480, 90.0) == Intrinsics.from_fov(640, 480, 90.0)

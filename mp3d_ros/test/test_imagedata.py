@@ -40,7 +40,7 @@ def test_video_dataset_frames_stamps_and_random_access(vtest_path: Path):
     assert np.allclose(ds.stamps, np.arange(VTEST_FRAMES) / VTEST_FPS)
     assert len(set(ds.frame_ids)) == VTEST_FRAMES and ds.frame_ids[7] == "vtest.avi:frame_000007"
     f = ds[-1]
-    assert f.index == VTEST_FRAMES - 1 and f.stamp == pytest.approx(79.4) and f.K is None
+    assert f.index == VTEST_FRAMES - 1 and f.stamp == pytest.approx(79.4) and f.camera is None
     img = f.rgb
     assert img.shape == (*VTEST_HW, 3) and img.dtype == np.uint8 and img.flags.c_contiguous
     with pytest.raises(IndexError):
@@ -207,11 +207,12 @@ def test_bag_dataset_roundtrip(tmp_path: Path, storage: str):
         # nearest CameraInfo by stamp: stamps at 0.1 s steps, infos at 0.2 s steps
         info_ns = [ns for ns, _ in truth["info"]]
         j = int(np.argmin([abs(ns - truth["raw_stamps"][i]) for ns in info_ns]))
-        assert np.array_equal(f.K, truth["info"][j][1]), i
+        assert f.camera.k == tuple(truth["info"][j][1].ravel()) and (
+            f.camera.width, f.camera.height) == (40, 30), i
     for i in (4, 1):  # random access, out of order
         assert np.array_equal(ds[i].rgb, truth["raw"][i])
     # 0.1 s + 12345 ns is nearer the 0.2 s info than the 0 s one
-    assert ds[0].K[0, 0] == 500.0 and ds[1].K[0, 0] == 510.0 and ds[3].K[0, 0] == 520.0
+    assert [ds[i].camera.k[0] for i in (0, 1, 3)] == [500.0, 510.0, 520.0]
     assert len(set(ds.frame_ids)) == 6
 
     comp = BagDataset(bag, topic="/cam/image_raw/compressed")
@@ -230,7 +231,7 @@ def test_bag_dataset_roundtrip(tmp_path: Path, storage: str):
     assert [f.index for f in late] == [3, 4, 5]
     clone = pickle.loads(pickle.dumps(late))
     assert np.array_equal(clone[0].rgb, truth["raw"][3])
-    assert BagDataset(bag, topic="/cam/image_raw", camera_info_topic=None)[0].K is None
+    assert BagDataset(bag, topic="/cam/image_raw", camera_info_topic=None)[0].camera is None
     ds.close()
     comp.close()
 
@@ -240,6 +241,56 @@ def test_bag_dataset_roundtrip(tmp_path: Path, storage: str):
     bare = open_dataset(files[0], topic="/cam/image_raw")
     assert np.array_equal(bare[2].rgb, truth["raw"][2])
     bare.close()
+
+
+def test_bag_dataset_source_and_frame_ids_keep_their_format(tmp_path: Path):
+    """Teacher caches are keyed by these strings: they must not change."""
+    from mp3d.imagedata import _file_identity
+
+    bag = tmp_path / "fmt"
+    truth = _write_bag(bag, "mcap")
+    ds = BagDataset(bag, topic="/cam/image_raw")
+    (split,) = bag.glob("*.mcap")
+    assert ds.source == f"rosbag2:fmt:/cam/image_raw:{split.name}:{_file_identity(split)}"
+    assert ds.frame_ids[2] == f"fmt:/cam/image_raw:000002@{truth['raw_stamps'][2]}"
+
+
+def test_bag_dataset_refuses_bad_bags_in_one_line(tmp_path: Path):
+    from mp3d.imagedata import BagDatasetError
+    from rosbags.typesys import Stores, get_typestore
+
+    from mp3d_ros import bagio
+
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    Info, Header = ts.types["sensor_msgs/msg/CameraInfo"], ts.types["std_msgs/msg/Header"]
+    info = Info(header=Header(stamp=ts.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0),
+                              frame_id="cam"), height=30, width=40, distortion_model="",
+                d=np.zeros(0), k=np.zeros(9), r=np.zeros(9), p=np.zeros(12), binning_x=0,
+                binning_y=0, roi=ts.types["sensor_msgs/msg/RegionOfInterest"](
+                    x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+    no_images = tmp_path / "no_images"
+    with bagio.BagWriter(no_images) as writer:
+        writer.write("/cam/camera_info", Info.__msgtype__,
+                     ts.serialize_cdr(info, Info.__msgtype__), 10**9)
+    with pytest.raises(ValueError, match=r"no image topic .*; topics: /cam/camera_info "
+                       r"\(sensor_msgs/msg/CameraInfo\)$"):
+        open_dataset(no_images)
+    with pytest.raises(BagDatasetError, match="'/cam/image' is not an image topic"):
+        BagDataset(no_images, topic="/cam/image")
+
+    # a recorder killed mid-chunk: no footer, no metadata.yaml
+    cut = tmp_path / "cut"
+    _write_bag(cut, "mcap")
+    (cut / "metadata.yaml").unlink()
+    (split,) = cut.glob("*.mcap")
+    split.write_bytes(split.read_bytes()[:-300])
+    with pytest.raises(BagDatasetError) as err:
+        open_dataset(cut, topic="/cam/image_raw")
+    text = str(err.value)
+    assert isinstance(err.value, ValueError) and "\n" not in text
+    assert "never closed" in text and f"python -m mp3d_ros.bagio recover {cut}" in text
+    bagio.recover_bag(cut)
+    assert len(BagDataset(cut, topic="/cam/image_raw")) >= 1  # what the recovery salvaged
 
 
 def test_the_codec_reads_rosbags_messages_too():
