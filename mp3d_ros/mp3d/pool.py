@@ -14,18 +14,27 @@ teacher keypoints, see mp3d.train_student) gives targets in that camera's frame.
 Samples hold their image as JPEG bytes (about 40 kB at 512x384), so a pool of thousands of
 samples takes little memory; the teacher's keypoints that leave the sample are dropped (as the
 real teacher does not report them), and people with too few keypoints left are dropped.
+
+A frame that cannot be decoded never stops training or `mp3d teach`: `FrameSkips` skips it and
+counts it by reason, ``bad_image`` (the codec refuses the image message: an unsupported encoding,
+a corrupt or empty JPEG) or ``unreadable`` (OSError: an image file OpenCV cannot read, a video
+frame or bag message that cannot be read), and the run ends with one line
+``skipped 3 of 120 frames: bad_image 2, unreadable 1 (first: ...)``. With ``--strict`` the first
+such frame raises `BadFrameError` (a ValueError: ``error: ...``, exit 2, in the `mp3d` command).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from mp3d.geometry import FallbackCamera, Intrinsics, resolve_intrinsics
+from mp3d.imagecodec import ImageConversionError
 from mp3d.skeleton import COCO_MIRROR_PERM
 
 
@@ -97,6 +106,47 @@ class Sample:
         """The image, (height, width, 3) uint8 RGB."""
         bgr = cv2.imdecode(np.frombuffer(self.jpeg, np.uint8), cv2.IMREAD_COLOR)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class BadFrameError(ValueError):
+    """A frame that cannot be decoded, with ``--strict``; the message names the frame and why."""
+
+
+@dataclass
+class FrameSkips:
+    """Frames that cannot be decoded, skipped and counted by reason (``bad_image``:
+    ImageConversionError; ``unreadable``: OSError), or with `strict` refused: the first one
+    raises BadFrameError. ``first``: the first skipped frame and its error, for the summary."""
+
+    strict: bool = False
+    counts: Counter = field(default_factory=Counter)
+    first: str | None = None
+
+    def read(self, frame) -> np.ndarray | None:
+        """``frame.rgb`` (an `mp3d.imagedata.Frame`), or None for a frame that cannot be decoded
+        (counted; BadFrameError when strict). Other errors propagate."""
+        try:
+            return frame.rgb
+        except (ImageConversionError, OSError) as exc:
+            reason = "bad_image" if isinstance(exc, ImageConversionError) else "unreadable"
+            text = f"frame {frame.frame_id}: {reason}: {' '.join(str(exc).split())}"
+            if self.strict:
+                raise BadFrameError(f"{text} (--strict stops at the first frame that cannot be "
+                                    "decoded; without it such frames are skipped)") from exc
+            self.counts[reason] += 1
+            self.first = self.first or text
+            return None
+
+    @property
+    def skipped(self) -> int:
+        """Frames skipped so far."""
+        return sum(self.counts.values())
+
+    def summary(self, total: int) -> str:
+        """One line: ``skipped 3 of 120 frames: bad_image 2, unreadable 1 (first: ...)``."""
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+        return (f"skipped {self.skipped} of {total} frames" + (
+            f": {reasons} (first: {self.first})" if self.skipped else ""))
 
 
 def similarity(scale: float, angle_rad: float, centre_src: np.ndarray, centre_out: np.ndarray,
@@ -194,10 +244,13 @@ def make_sample(rgb: np.ndarray, k: Intrinsics, kp: np.ndarray, conf: np.ndarray
 
 def build_pool(sources: list[Source], teacher_cache: str, teacher: str, hfov: float,
                cfg: PoolConfig, rng: np.random.Generator, frame_step: int = 1,
-               progress: bool = True) -> list[Sample]:
+               progress: bool = True, skips: FrameSkips | None = None) -> list[Sample]:
     """Samples of every source frame (every `frame_step`-th) with cached teacher outputs.
 
-    Raises LookupError naming the command to run when a frame has no cached teacher output."""
+    Frames that cannot be decoded are skipped and counted in `skips` (None: a lenient
+    `FrameSkips`), and the summary line is printed at the end when any was; with
+    ``skips.strict`` the first raises BadFrameError. Raises LookupError naming the command to
+    run when a decodable frame has no cached teacher output."""
     from tqdm import tqdm
 
     from mp3d.imagedata import open_dataset, split_by_time
@@ -205,7 +258,9 @@ def build_pool(sources: list[Source], teacher_cache: str, teacher: str, hfov: fl
     from mp3d.teachers import TeacherCache
 
     cache = TeacherCache(teacher_cache)
+    skips = skips if skips is not None else FrameSkips()
     out: list[Sample] = []
+    total = 0
     for src in sources:
         ds = open_dataset(src.path, topic=src.topic) if src.topic else open_dataset(src.path)
         frames = split_by_time(ds, src.start_frac, src.end_frac)
@@ -213,11 +268,14 @@ def build_pool(sources: list[Source], teacher_cache: str, teacher: str, hfov: fl
         for i in tqdm(range(0, len(frames), frame_step), desc=Path(src.path).name,
                       disable=not progress):
             fr = frames[i]
+            total += 1
+            rgb = skips.read(fr)
+            if rgb is None:
+                continue
             people = cache.lookup(fr, name)
             if people is None:
                 raise LookupError(f"frame {fr.frame_id} of {src.path} has no cached teacher "
                                   f"output: run `mp3d teach {src.path}` first")
-            rgb = fr.rgb
             h, w = rgb.shape[:2]
             k = resolve_intrinsics(fr.camera, w, h, FallbackCamera(hfov_deg=hfov)).intrinsics
             kp = people.keypoints.astype(np.float64)
@@ -226,4 +284,6 @@ def build_pool(sources: list[Source], teacher_cache: str, teacher: str, hfov: fl
                 m, mirror, blur = draw_transform((h, w), kp, cf, cfg, rng, plain=v == 0)
                 out.append(make_sample(rgb, k, kp, cf, m, mirror, blur, cfg, src.path))
         ds.close()
+    if skips.skipped:
+        print(skips.summary(total))
     return out

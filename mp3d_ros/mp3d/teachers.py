@@ -593,15 +593,19 @@ class TeacherCache:
         self._parts[gk] = []
 
     def get_or_compute(self, frames: Iterable[TeacherFrame], teacher: Teacher,
-                       progress: bool = True) -> list[TeacherPeople]:
+                       progress: bool = True,
+                       read: Callable[[TeacherFrame], np.ndarray | None] | None = None
+                       ) -> list[TeacherPeople | None]:
         """Teacher outputs for `frames`, in order, running `teacher` only on frames not cached.
 
-        Only uncached frames are decoded (``frame.rgb``). New results are saved every
-        `flush_every` computed frames and whenever the run stops (also by an exception or
+        Only uncached frames are decoded, by `read` (default ``frame.rgb``); a frame it returns
+        None for (one that cannot be decoded, see `mp3d.pool.FrameSkips`) is skipped: its entry
+        is None and nothing is cached for it. New results are saved every `flush_every`
+        computed frames and whenever the run stops (also by an exception or
         KeyboardInterrupt), so finished frames are never lost.
         """
         name = teacher.name
-        out: list[TeacherPeople] = []
+        out: list[TeacherPeople | None] = []
         pending: dict[tuple[str, str], dict[str, tuple[str, TeacherPeople]]] = {}
         n_pending = 0
         bar = None
@@ -619,7 +623,13 @@ class TeacherCache:
                 key = self.key(name, frame.identity)
                 hit = entries.get(key)
                 if hit is None:
-                    hit = (frame.frame_id, teacher(frame.rgb))
+                    rgb = frame.rgb if read is None else read(frame)
+                    if rgb is None:
+                        out.append(None)
+                        if bar is not None:
+                            bar.update(1)
+                        continue
+                    hit = (frame.frame_id, teacher(rgb))
                     entries[key] = hit
                     pending.setdefault(gk, {})[key] = hit
                     n_pending += 1

@@ -32,7 +32,7 @@ from mp3d.lifting import focal_loss, load_posemap, posemap_inputs
 from mp3d.networks import BACKBONES, StudentConfig, StudentNet, count_parameters
 from mp3d.paths import default_model
 from mp3d.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
-from mp3d.pool import PoolConfig, Source, build_pool
+from mp3d.pool import FrameSkips, PoolConfig, Source, build_pool
 from mp3d.prior import PosePrior, rot6d_to_matrix
 from mp3d.training import (
     CsvLog,
@@ -96,6 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--min-teacher-conf", type=float, default=0.5,
                    help="teacher keypoints used by the reprojection loss")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first pool frame that cannot be decoded (default: skip it, "
+                   "count it, and print a summary line)")
 
 
 @dataclass
@@ -166,7 +169,7 @@ def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
     pool_cfg = PoolConfig(width=W, height=H, views=args.views)
     samples = build_pool(pool_sources(args), args.teacher_cache, args.teacher, args.hfov,
                          pool_cfg, np.random.default_rng(args.seed), args.frame_step,
-                         progress=_rank() == 0)
+                         progress=_rank() == 0, skips=FrameSkips(strict=args.strict))
     if not samples:
         raise ValueError("the training pool is empty: no frames in the given time ranges")
     F = len(samples)
