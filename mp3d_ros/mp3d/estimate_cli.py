@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mp3d import skeleton as sk
     from mp3d.estimator import Estimator
-    from mp3d.geometry import Intrinsics
+    from mp3d.geometry import FallbackCamera
 
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"cannot read image {args.image}: no such file")
@@ -68,10 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot read image {args.image}: not an image OpenCV can decode")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
-    intr = None
-    if args.fx:
-        intr = Intrinsics(args.fx, args.fy or args.fx, args.cx if args.cx is not None else
-                          (w - 1) / 2, args.cy if args.cy is not None else (h - 1) / 2, w, h)
+    intr = FallbackCamera(args.fx or 0.0, args.fy or 0.0, args.cx, args.cy).intrinsics(w, h)
     est = Estimator(args.model, args.device, peak_threshold=args.threshold)
     people = est(rgb, intr)
     result = {"image": args.image, "joint_names": list(sk.JOINT_NAMES), "people": [

@@ -4,7 +4,8 @@ Built from a student checkpoint (kind 'mp3d.student', self-contained: the studen
 weights, the map decoding config and the prior's frozen decoder) and a device ('cpu', 'cuda',
 'auto'). Images of any size are letterboxed to the student's input size; the 3D joints come out in
 the camera optical frame of the source image, the 2D keypoints in its pixels. Without intrinsics
-(no CameraInfo), a 60-degree horizontal field of view is assumed (Intrinsics.from_fov): depths and
+(no CameraInfo), the fallback camera of mp3d.geometry is assumed (FallbackCamera: a 60-degree
+horizontal field of view; callers with a CameraInfo use geometry.resolve_intrinsics): depths and
 absolute positions are then only as right as that guess, root-relative poses are unaffected.
 Checkpoints load with torch.load(weights_only=True): no pickled code runs; a bad model file is one
 line of error naming it (docs/model_files.md). The network, its code head and the pose decoder run
@@ -21,7 +22,7 @@ import cv2
 import numpy as np
 import torch
 
-from mp3d.geometry import Intrinsics, Letterbox, letterbox, letterbox_intrinsics
+from mp3d.geometry import FallbackCamera, Intrinsics, Letterbox, letterbox, letterbox_intrinsics
 from mp3d.networks import StudentConfig, StudentNet
 from mp3d.paths import file_sha256
 from mp3d.people import Person
@@ -31,7 +32,6 @@ from mp3d.training import load_checkpoint, load_weights, resolve_device
 
 KIND = "mp3d.student"
 C = TypeVar("C")  # a config dataclass
-FALLBACK_HFOV_DEG = 60.0
 
 
 def student_checkpoint(net: StudentNet, maps: MapConfig, decoder: PoseDecoder, **extra) -> dict:
@@ -173,7 +173,7 @@ class Estimator:
         for rgb, k in zip(images, intrinsics):
             x, lb = self.preprocess(rgb)
             h, w = rgb.shape[:2]
-            k = k if k is not None else Intrinsics.from_fov(w, h, FALLBACK_HFOV_DEG)
+            k = k if k is not None else FallbackCamera().intrinsics(w, h)
             ki = letterbox_intrinsics(k, lb)
             inputs.append(x)
             lbs.append(lb)

@@ -203,6 +203,7 @@ class PoseNode:
         kv += [KeyValue(key=k, value=str(counts.get(k, 0))) for k in COUNTS]
         kv += [KeyValue(key=f"warning_{k}", value=str(v)) for k, v in sorted(notes.items())]
         kv += [KeyValue(key="model", value=str(self.est.path)),
+               KeyValue(key="model_sha256", value=str(self.est.sha256)),
                KeyValue(key="device", value=str(self.est.device)),
                KeyValue(key="intrinsics", value=self.intrinsics_source)]
         level, message = self.health(now, win, fresh)

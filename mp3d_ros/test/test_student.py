@@ -117,7 +117,7 @@ def test_estimate_command_json_and_picture(vtest_video, tmp_path):
     assert (tmp_path / "pic.png").stat().st_size > 10_000
     bad = subprocess.run([sys.executable, "-m", "mp3d.cli", "estimate", str(tmp_path / "no.jpg")],
                          capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and "cannot read image" in bad.stderr
+    assert bad.returncode == 2 and "cannot read image" in bad.stderr
 
 
 def test_eval_images_reproduces_the_model_card(vtest_video, vtest_teacher_cache):
