@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -18,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fy", type=float, help="default: fx")
     p.add_argument("--cx", type=float, help="default: image centre")
     p.add_argument("--cy", type=float, help="default: image centre")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "tensorrt"))
+    p.add_argument("--onnx", help="the model's ONNX export (default: exported into the cache)")
+    p.add_argument("--fp16", action="store_true", help="float16 on CUDA")
     p.add_argument("--threshold", type=float, help="person score threshold")
     p.add_argument("--out", help="write a picture: the image with 2D skeletons beside a 3D view")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
@@ -69,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     h, w = rgb.shape[:2]
     intr = FallbackCamera(args.fx or 0.0, args.fy or 0.0, args.cx, args.cy).intrinsics(w, h)
-    est = Estimator(args.model, args.device, peak_threshold=args.threshold)
+    est = Estimator(args.model, args.device, peak_threshold=args.threshold, onnx=args.onnx,
+                    backend=args.backend, fp16=args.fp16)
+    for note in est.notes:
+        print(f"warning: {note}", file=sys.stderr)
     people = est(rgb, intr)
     result = {"image": args.image, "joint_names": list(sk.JOINT_NAMES), "people": [
         {"score": round(p.score, 4), "joints_3d": p.joints_3d.round(4).tolist(),

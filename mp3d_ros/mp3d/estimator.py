@@ -28,9 +28,24 @@ from mp3d.paths import file_sha256
 from mp3d.people import Person
 from mp3d.personmaps import MapConfig, decode_maps, seen_confidence
 from mp3d.prior import PoseDecoder, PriorConfig
-from mp3d.training import load_checkpoint, load_weights, resolve_device
+from mp3d.training import DeviceUnavailableError, load_checkpoint, load_weights, resolve_device
 
 KIND = "mp3d.student"
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def available_backends() -> list[tuple[str, str]]:
+    """(backend, device) pairs this machine can run: torch and ONNX Runtime on the CPU, and on
+    CUDA (torch; ONNX Runtime's CUDA and TensorRT providers) where present."""
+    import onnxruntime as ort
+
+    have = set(ort.get_available_providers())
+    pairs = [("torch", "cpu"), ("onnxruntime", "cpu")]
+    if torch.cuda.is_available():
+        pairs.append(("torch", "cuda"))
+        pairs += [("onnxruntime", "cuda")] if "CUDAExecutionProvider" in have else []
+        pairs += [("tensorrt", "cuda")] if "TensorrtExecutionProvider" in have else []
+    return pairs
 C = TypeVar("C")  # a config dataclass
 
 
@@ -121,17 +136,35 @@ class Estimator:
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
                  peak_threshold: float | None = None, max_people: int | None = None,
-                 onnx: str | Path | None = None):
-        """checkpoint: student .pt; device: 'cpu', 'cuda', 'cuda:N' or 'auto'; onnx: optionally
-        the checkpoint's exported dense network (mp3d export), run with ONNX Runtime on the CPU
-        instead of torch (device must then be 'cpu' or 'auto'). Bad files raise
-        FileNotFoundError / ValueError, one line naming the file (docs/model_files.md)."""
-        if onnx is not None and device == "auto":
-            device = "cpu"
+                 onnx: str | Path | None = None, backend: str | None = None,
+                 fp16: bool = False):
+        """checkpoint: student .pt; device: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when
+        present, else the CPU, said once in :attr:`notes`); backend (:data:`BACKENDS`): 'torch',
+        'onnxruntime' (ONNX Runtime, CPU or CUDA provider) or 'tensorrt' (ONNX Runtime's TensorRT
+        provider, CUDA only; engines cached in mp3d.paths.cache_dir()); default 'torch', or
+        'onnxruntime' when onnx is given; onnx: the checkpoint's export (mp3d export); None with
+        an ONNX backend: exported once into the cache; fp16: float16 on CUDA (torch autocast,
+        a float16 export for ONNX Runtime, float16 engines for TensorRT). Bad files raise
+        FileNotFoundError / ValueError, one line naming the file (docs/model_files.md); a backend
+        or device this machine lacks raises DeviceUnavailableError, one line."""
+        backend = backend or ("onnxruntime" if onnx is not None else "torch")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+        self.notes: list[str] = []
         self.device = resolve_device(device)
-        if onnx is not None and self.device.type != "cpu":
-            raise ValueError(f"onnx= runs the network with ONNX Runtime on the CPU: use device "
-                             f"'cpu' or 'auto', not {device!r}")
+        if device == "auto" and self.device.type == "cpu":
+            self.notes.append("device auto: CUDA is not available here, running on the CPU")
+        if backend == "tensorrt" and self.device.type != "cuda":
+            raise DeviceUnavailableError(f"backend tensorrt runs on CUDA only, the device is "
+                                         f"{self.device} (asked: {device!r})")
+        if fp16 and self.device.type != "cuda":
+            raise ValueError(f"fp16 is for CUDA devices, the device is {self.device}")
+        self.backend, self.fp16 = backend, bool(fp16)
+        provider = "tensorrt" if backend == "tensorrt" else self.device.type
+        if backend != "torch":
+            from mp3d.export import ort_providers
+
+            ort_providers(provider)  # this machine's ONNX Runtime has it, before any CUDA use
         self.path = Path(checkpoint)
         ckpt = load_checkpoint(self.path, KIND)
         self.sha256 = file_sha256(self.path)
@@ -140,14 +173,23 @@ class Estimator:
         # The network (with its per-cell code head) and the pose decoder live on one device.
         self.net, self.decoder = net.to(self.device), decoder.to(self.device)
         self.dense = self.net
-        if onnx is not None:
-            from mp3d.export import OnnxDense
+        if backend != "torch":
+            from mp3d.export import OnnxDense, cached_export
 
-            self.dense = OnnxDense(onnx, self.sha256, self.input_size)
+            if onnx is None:
+                onnx = cached_export(self.path, self.sha256, dynamic_batch=True,
+                                     fp16=self.fp16 and backend == "onnxruntime")
+            self.dense = OnnxDense(onnx, self.sha256, self.input_size, provider=provider,
+                                   trt_fp16=self.fp16)
         if peak_threshold is not None:
             self.maps = replace(self.maps, peak_threshold=float(peak_threshold))
         if max_people is not None:
             self.maps = replace(self.maps, max_people=int(max_people))
+
+    def describe(self) -> str:
+        """What runs, for logs and diagnostics: e.g. 'onnxruntime on cpu' or 'torch on cuda:0
+        (fp16)'."""
+        return f"{self.backend} on {self.device}{' (fp16)' if self.fp16 else ''}"
 
     def preprocess(self, rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """HxWx3 uint8 RGB, both sides >= 1 px -> letterboxed input (h, w, 3) uint8 and the
@@ -181,7 +223,10 @@ class Estimator:
         x = torch.from_numpy(np.stack(inputs)).to(self.device).permute(0, 3, 1, 2).float() / 255
         # Decoding runs where the code head and the decoder live: the maps move there once
         # (a no-op for torch; ONNX Runtime's maps are on the CPU, as is everything then).
-        maps = {k: v.to(self.device, torch.float32) for k, v in self.dense(x).items()}
+        with torch.autocast("cuda", dtype=torch.float16,
+                            enabled=self.fp16 and self.backend == "torch"):
+            dense = self.dense(x)
+        maps = {k: v.to(self.device, torch.float32) for k, v in dense.items()}
         decoded = decode_maps(maps, np.array(intr_in), self.decoder, self.maps,
                               self.net.heads.codes)
         out = []

@@ -87,29 +87,80 @@ def _first_line(exc: Exception) -> str:
     return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
 
 
+# ONNX Runtime execution providers per mp3d provider name, most preferred first.
+_PROVIDERS = {"cpu": ["CPUExecutionProvider"],
+              "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+              "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                           "CPUExecutionProvider"]}
+
+
+def ort_providers(provider: str, fp16: bool = False) -> list:
+    """The providers list for an InferenceSession: 'cpu', 'cuda' or 'tensorrt' (with an engine
+    cache beside the other derived files; fp16: TensorRT builds float16 engines). Raises
+    DeviceUnavailableError, one line, when ONNX Runtime here lacks the provider."""
+    import onnxruntime as ort
+
+    from mp3d.paths import cache_dir
+    from mp3d.training import DeviceUnavailableError
+
+    if provider not in _PROVIDERS:
+        raise ValueError(f"unknown ONNX Runtime provider {provider!r}: use one of "
+                         f"{', '.join(_PROVIDERS)}")
+    wanted = _PROVIDERS[provider][0]
+    have = ort.get_available_providers()
+    if wanted not in have:
+        raise DeviceUnavailableError(
+            f"ONNX Runtime {ort.__version__} here has no {wanted} (it has {', '.join(have)}); "
+            f"install onnxruntime-gpu{' with TensorRT' if provider == 'tensorrt' else ''} or "
+            "use backend torch or device cpu")
+    if provider != "tensorrt":
+        return _PROVIDERS[provider]
+    engines = cache_dir() / "tensorrt"
+    engines.mkdir(parents=True, exist_ok=True)
+    trt = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
+           "trt_fp16_enable": bool(fp16)}
+    return [("TensorrtExecutionProvider", trt), *_PROVIDERS[provider][1:]]
+
+
+def cached_export(model_path: str | Path, checkpoint_sha256: str, dynamic_batch: bool = True,
+                  fp16: bool = False) -> Path:
+    """The checkpoint's ONNX export in the cache (mp3d.paths.cache_dir()/onnx), named by the
+    checkpoint's SHA-256 and options; exported on first use (a few seconds)."""
+    from mp3d.paths import cache_dir
+
+    name = (f"{checkpoint_sha256[:16]}-{'dynamic' if dynamic_batch else 'b1'}"
+            f"-{'fp16' if fp16 else 'fp32'}.onnx")
+    out = cache_dir() / "onnx" / name
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(model_path, out, dynamic_batch=dynamic_batch, fp16=fp16)
+    return out
+
+
 class OnnxDense:
-    """Runs an exported dense network with ONNX Runtime on the CPU; call like the torch network.
+    """Runs an exported dense network with ONNX Runtime; call like the torch network.
 
     path: the .onnx file; checkpoint_sha256 and input_size (w, h): of the checkpoint it must have
-    been exported from. FileNotFoundError / ValueError, one line naming the file, when it is
+    been exported from; provider: 'cpu', 'cuda' or 'tensorrt' (:func:`ort_providers`; trt_fp16:
+    float16 TensorRT engines). FileNotFoundError / ValueError, one line naming the file, when it is
     missing, corrupt, has no mp3d metadata, came from another checkpoint or takes another size.
     Attributes: metadata (META_KEYS -> str), dynamic_batch, fp16."""
 
     def __init__(self, path: str | Path, checkpoint_sha256: str, input_size: tuple[int, int],
-                 threads: int = 0):
+                 threads: int = 0, provider: str = "cpu", trt_fp16: bool = False):
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX file not found: {path}")
+        providers = ort_providers(provider, trt_fp16)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         # No busy-waiting between runs: the decoding that follows each run needs the cores.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), opts,
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # ONNX Runtime's own types: Fail, InvalidProtobuf, InvalidGraph..
             raise ValueError(f"ONNX file {path} is corrupt or not an ONNX model: "
                              f"{_first_line(exc)[:160]}") from exc
@@ -142,7 +193,7 @@ class OnnxDense:
         """(B, 3, H, W) float in [0, 1] on the CPU -> the maps; an export with a fixed batch of 1
         runs once per image."""
         # C-contiguous: a permuted (channels-last) tensor would make ONNX Runtime run slowly.
-        x = np.ascontiguousarray(x.numpy(), np.float32)
+        x = np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)
         if self.dynamic_batch or len(x) == 1:
             outs = self._run(x)
         else:

@@ -32,6 +32,13 @@ SHIPPED_SHA256: dict[str, str] = {
 }
 
 
+def cache_dir() -> Path:
+    """Where derived files (ONNX exports, TensorRT engines) are kept: $MP3D_CACHE, else
+    ~/.cache/mp3d. Everything there can be deleted; it is rebuilt on use."""
+    env = os.environ.get("MP3D_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "mp3d"
+
+
 def default_model(name: str) -> Path:
     """Path of a shipped model file by name (it may not exist)."""
     return models_dir() / name

@@ -8,19 +8,6 @@ import sys
 import time
 
 import numpy as np
-from mp3d import skeleton as sk
-from mp3d.people import Person
-
-
-def _people(msg) -> list[Person]:
-    """A recorded Person3DArray (rosbags message) -> core people, in mp3d's joint order."""
-    order = [list(msg.joint_names).index(n) for n in sk.JOINT_NAMES]
-    out = []
-    for p in msg.people:
-        j = np.array([[q.x, q.y, q.z] for q in p.joints])[order]
-        k = np.array([[q.x, q.y] for q in p.keypoints_2d])[order]
-        out.append(Person(j, k, np.asarray(p.joint_confidences)[order], p.score, p.track_id))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     from mp3d.imagecodec import msg_to_rgb
 
     from mp3d_ros.bagio import read_messages
+    from mp3d_ros.conversions import msg_to_people
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clip")
@@ -43,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
             images[(s.sec, s.nanosec)] = msg
     for topic, _, _, msg in read_messages(a.out_bag):
         if topic == "/people":
-            people[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = _people(msg)
+            people[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg_to_people(msg)
         elif topic == "/diagnostics":
             for st in msg.status:
                 diags.append({kv.key: kv.value for kv in st.values})

@@ -34,6 +34,8 @@ class PoseNodeConfig:
 
     model: str = ""
     device: str = "auto"
+    backend: str = "torch"
+    fp16: bool = False
     onnx: str = ""
     image_transport: str = "raw"
     image_reliability: str = "best_effort"
@@ -79,9 +81,13 @@ _GROUPS = {"tracker": TrackerConfig, "markers": MarkerConfig}
 # name -> (description, low, high) or (description, choices)
 _DOCS: dict[str, tuple] = {
     "model": ("Student checkpoint (.pt); empty: the shipped models/student.pt.",),
-    "device": ("Torch device.", ("cpu", "cuda", "auto")),
-    "onnx": ("Optional ONNX export of the dense network, run with ONNX Runtime on the CPU "
-             "(empty: torch).",),
+    "device": ("Where the network runs; auto: CUDA when present, else the CPU (warned once).",
+               ("cpu", "cuda", "auto")),
+    "backend": ("torch; onnxruntime (CPU or CUDA provider); tensorrt (ONNX Runtime's TensorRT "
+                "provider, CUDA only, engines cached).", ("torch", "onnxruntime", "tensorrt")),
+    "fp16": ("Float16 on CUDA (torch autocast, a float16 export, float16 TensorRT engines).",),
+    "onnx": ("The model's ONNX export (mp3d export) for the ONNX backends; empty: exported once "
+             "into the cache (~/.cache/mp3d or $MP3D_CACHE).",),
     "image_transport": ("'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
                         "'image/compressed'.", ("raw", "compressed")),
     "image_reliability": ("QoS reliability of the image and camera_info subscriptions "

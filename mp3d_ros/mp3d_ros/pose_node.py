@@ -205,6 +205,7 @@ class PoseNode:
         kv += [KeyValue(key="model", value=str(self.est.path)),
                KeyValue(key="model_sha256", value=str(self.est.sha256)),
                KeyValue(key="device", value=str(self.est.device)),
+               KeyValue(key="backend", value=self.est.describe()),
                KeyValue(key="intrinsics", value=self.intrinsics_source)]
         level, message = self.health(now, win, fresh)
         status = DiagnosticStatus(name=f"{self.node.get_name()}: pose", hardware_id="mp3d",
@@ -228,12 +229,15 @@ def main(argv: list[str] | None = None) -> int:
             cfg = read_config(node)
             model = cfg.model or str(default_model("student.pt"))
             est = Estimator(model, device=cfg.device, peak_threshold=cfg.peak_threshold or None,
-                            max_people=cfg.max_people or None, onnx=cfg.onnx or None)
+                            max_people=cfg.max_people or None, onnx=cfg.onnx or None,
+                            backend=cfg.backend, fp16=cfg.fp16)
         except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
             log.error(f"cannot start: {type(exc).__name__}: {exc}")
             return EXIT_STARTUP
         wiring = PoseNode(node, cfg, est)
-        log.info(f"model {est.path} on {est.device}; listening on "
+        for note in est.notes:
+            log.warning(note)
+        log.info(f"model {est.path} ({est.describe()}); listening on "
                  f"{'image/compressed' if cfg.image_transport == 'compressed' else 'image'}")
         executor = SingleThreadedExecutor()
         executor.add_node(node)

@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="student checkpoint (.pt; default: the parameters', "
                         "else the shipped one)")
     parser.add_argument("--device", help="cpu, cuda or auto (default: cpu)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"),
+                        help="default: the parameters', else torch")
+    parser.add_argument("--onnx", help="the model's ONNX export for the ONNX backends "
+                        "(default: exported into the cache)")
+    parser.add_argument("--fp16", action="store_true", help="float16 on CUDA")
     parser.add_argument("--threshold", type=float,
                         help="person score threshold (default: the checkpoint's)")
     parser.add_argument("--max-people", type=int, help="default: the checkpoint's")
@@ -153,7 +158,8 @@ def node_config(args: argparse.Namespace) -> Any:
             raise ReplayError(f"cannot read the parameters {args.params_file}: expected a ROS "
                               f"parameter YAML with a ros__parameters section ({exc})") from exc
         values.update(_flatten(section))
-    given = {"model": args.model, "device": args.device, "peak_threshold": args.threshold,
+    given = {"model": args.model, "device": args.device, "backend": args.backend,
+             "onnx": args.onnx, "fp16": args.fp16 or None, "peak_threshold": args.threshold,
              "max_people": args.max_people, "fallback_fx": args.fx, "fallback_fy": args.fy,
              "fallback_cx": args.cx, "fallback_cy": args.cy}
     values.update({k: v for k, v in given.items() if v is not None})
@@ -229,9 +235,13 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     try:
         estimator = Estimator(cfg.model or default_model("student.pt"), device=cfg.device,
                               peak_threshold=cfg.peak_threshold or None,
-                              max_people=cfg.max_people or None, onnx=cfg.onnx or None)
+                              max_people=cfg.max_people or None, onnx=cfg.onnx or None,
+                              backend=cfg.backend, fp16=cfg.fp16)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
         raise ReplayError(f"cannot load the model: {exc}") from exc
+
+    for note in estimator.notes:
+        print(f"warning: {note}", file=sys.stderr)
 
     def warn(kind: str, text: str) -> None:
         print(f"warning: {kind}: {text} (once; counted in the summary)", file=sys.stderr)
@@ -294,7 +304,8 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
             bar.close()
     wall = time.perf_counter() - started
     return {"in_bag": str(src), "out_bag": str(dst), "image_topic": image_topic,
-            "camera_info_topic": info_topic, "frames": frames, "people": people_total,
+            "camera_info_topic": info_topic, "backend": estimator.describe(), "frames": frames,
+            "people": people_total,
             "skipped": dict(sorted(skipped.items())),
             "warnings": dict(sorted(pipeline.notes.items())),
             "seconds": round(wall, 3), "fps": round(frames / wall, 2) if wall > 0 else None,

@@ -149,11 +149,45 @@ def test_untrusted_onnx_files_are_refused(exports, tmp_path):
     assert len(Estimator(other, onnx=tmp_path / "other.onnx")(np.zeros((8, 8, 3), np.uint8))) == 0
 
 
-def test_onnx_with_a_gpu_device_is_refused(exports, monkeypatch):
+def test_backends_this_machine_lacks_are_refused_with_one_line(exports, monkeypatch):
+    import onnxruntime as ort
+    from mp3d.training import DeviceUnavailableError
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    _refused(DeviceUnavailableError, r"backend tensorrt runs on CUDA only, the device is cpu",
+             backend="tensorrt")
+    _refused(ValueError, r"fp16 is for CUDA devices, the device is cpu", fp16=True)
+    _refused(ValueError, r"unknown backend 'openvino': use one of torch, onnxruntime, tensorrt",
+             backend="openvino")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # refused before any CUDA use
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    _refused(ValueError, r"onnx= runs the network with ONNX Runtime on the CPU: use device 'cpu' "
-             r"or 'auto', not 'cuda'", device="cuda", onnx=exports["b1"])
+    _refused(DeviceUnavailableError, r"ONNX Runtime .* here has no CUDAExecutionProvider .*"
+             r"install onnxruntime-gpu", device="cuda", onnx=exports["b1"])
+
+
+def test_onnx_backend_exports_into_the_cache_once_and_matches_torch(tmp_path, monkeypatch):
+    from mp3d.estimator import available_backends
+
+    monkeypatch.setenv("MP3D_CACHE", str(tmp_path))
+    auto = Estimator(STUDENT, device="auto")
+    assert auto.notes == (["device auto: CUDA is not available here, running on the CPU"]
+                          if not torch.cuda.is_available() else [])
+    ort_est = Estimator(STUDENT, backend="onnxruntime")
+    assert ort_est.describe() == "onnxruntime on cpu"
+    files = list((tmp_path / "onnx").glob("*.onnx"))
+    assert [f.name for f in files] == [f"{SHIPPED_SHA256['student.pt'][:16]}-dynamic-fp32.onnx"]
+    stamp = files[0].stat().st_mtime_ns
+    Estimator(STUDENT, backend="onnxruntime")
+    assert files[0].stat().st_mtime_ns == stamp  # reused, not exported again
+    rgb = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    rgb[60:200, 140:180] = 200
+    a, b = Estimator(STUDENT)(rgb), ort_est(rgb)
+    assert len(a) == len(b)
+    for p, q in zip(a, b):
+        assert np.abs(p.joints_3d - q.joints_3d).max() < 1e-3
+    assert ("torch", "cpu") in available_backends() and ("onnxruntime", "cpu") in \
+        available_backends()
 
 
 def test_other_input_size_is_refused(exports):

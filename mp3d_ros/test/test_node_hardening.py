@@ -222,7 +222,8 @@ def test_camera_restart_subscriber_return_and_runtime_parameters(ros_env):
                                    "stall_timeout_s:=0.0", "intrinsics_matrix:=Q",
                                    "image_transport:=theora", "warn_drop_rate:=-1.0",
                                    "tracker.min_hits:=0", "markers.joint_radius:=-0.1",
-                                   "fallback_fx:=abc"])
+                                   "fallback_fx:=abc", "backend:=tensorrt", "fp16:=true",
+                                   "backend:=openvino"])
 def test_parameters_out_of_range_exit_2_with_one_line(ros_env, param):
     # A -p of the wrong type is dropped by rclpy when a params file sets the same name, so the
     # type error is checked without the file.
@@ -237,3 +238,15 @@ def test_parameters_out_of_range_exit_2_with_one_line(ros_env, param):
 
 def test_every_supported_encoding_is_not_in_the_unsupported_list():
     assert not set(UNSUPPORTED) & set(SUPPORTED_ENCODINGS)
+
+
+def test_the_onnx_backend_runs_in_the_node_and_says_so(ros_env, tmp_path):
+    probe = Probe({**ros_env, "MP3D_CACHE": str(tmp_path)}, "backend:=onnxruntime")
+    try:
+        probe.send(_good(0), _info(0))
+        assert probe.lis.spin_until(lambda: probe.counts()["frames_out"] == "1", 5)
+        assert probe.counts()["backend"] == "onnxruntime on cpu", probe.counts()
+        assert probe.lis.people[0].header == _good(0).header
+    finally:
+        probe.close()
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 1  # exported once, into the cache
