@@ -50,6 +50,8 @@ def lafan1_paths() -> dict[str, Path]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "teacher: needs the teacher extra (.venv-teacher); "
                             "scripts/test.sh runs these there")
+    config.addinivalue_line("markers", "cuda: needs an NVIDIA GPU; scripts/gpu_check.sh runs "
+                            "these on one, scripts/test.sh deselects them")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
