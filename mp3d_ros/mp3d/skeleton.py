@@ -187,3 +187,20 @@ REST_POSE = np.array([
     [0.00, -0.25, 0.00],   # spine
     [0.00, -0.64, 0.03],   # head
 ])
+
+
+def body_frame(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The person's body frame as REP-155 defines it: origin mid-hip, x forward (out of the
+    chest), y to the person's left, z up along the spine. joints (17, 3) in any right-handed
+    frame -> (origin (3,), R (3, 3)) whose columns are the body axes in that frame. z is the
+    mid-hip-to-thorax direction; y the right-to-left hip direction made orthogonal to z."""
+    joints = np.asarray(joints, dtype=np.float64)
+    assert joints.shape == (NUM_JOINTS, 3), joints.shape
+    l_hip, r_hip, thorax = joints[INDEX["l_hip"]], joints[INDEX["r_hip"]], joints[INDEX["thorax"]]
+    origin = 0.5 * (l_hip + r_hip)
+    z = thorax - origin
+    z /= np.linalg.norm(z)
+    y = l_hip - r_hip
+    y -= z * (y @ z)
+    y /= np.linalg.norm(y)
+    return origin, np.stack([np.cross(y, z), y, z], axis=1)

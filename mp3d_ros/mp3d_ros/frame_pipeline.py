@@ -15,7 +15,8 @@ Per frame (:meth:`FramePipeline.process`):
 4. track (the image stamp in seconds; a zero stamp ages tracks by frames instead, a stamp going
    backwards resets the tracks);
 5. build the messages, each with the image's header (frame_id replaced only by a non-empty
-   ``output_frame``).
+   ``output_frame``), and with ``publish_tf`` the TF frames of the tracked people
+   (:mod:`mp3d_ros.tf_frames`).
 
 A frame that cannot be processed raises :class:`BadFrameError` with a reason (``bad_image``,
 ``estimator_error``); callers count it and go on. Things worth a warning that do not drop the
@@ -28,10 +29,11 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from geometry_msgs.msg import TransformStamped
 from mp3d.draw import draw_skeleton_2d
 from mp3d.estimator import Estimator
 from mp3d.geometry import CameraCalibration, FallbackCamera, resolve_intrinsics
@@ -47,6 +49,7 @@ from mp3d_ros.conversions import people_to_msg
 from mp3d_ros.image_conversion import rgb_to_image
 from mp3d_ros.markers import people_markers, track_colour
 from mp3d_ros.pose_config import PoseNodeConfig
+from mp3d_ros.tf_frames import people_transforms
 
 CAMERA_INFOS_KEPT = 64  # per frame_id
 
@@ -68,6 +71,7 @@ class FrameResult:
     markers: MarkerArray | None
     debug_image: Image | None
     intrinsics_source: str
+    transforms: list[TransformStamped] = field(default_factory=list)
 
 
 def stamp_ns(header: object) -> int:
@@ -226,4 +230,6 @@ class FramePipeline:
                 draw_skeleton_2d(canvas, p.keypoints_2d, p.joint_scores, m.min_confidence,
                                  colour=(c.r, c.g, c.b))
             debug = rgb_to_image(canvas, "rgb8", header=header)
-        return FrameResult(people, out, markers, debug, resolved.source)
+        transforms = (people_transforms(people, header, self.cfg.publish_tf_joints)
+                      if self.cfg.publish_tf else [])
+        return FrameResult(people, out, markers, debug, resolved.source, transforms)

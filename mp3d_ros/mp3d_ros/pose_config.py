@@ -51,6 +51,8 @@ class PoseNodeConfig:
     camera_info_timeout_s: float = 0.0
     intrinsics_matrix: str = "auto"
     publish_debug_image: bool = False
+    publish_tf: bool = False
+    publish_tf_joints: bool = False
     tracking: bool = True
     stall_timeout_s: float = 3.0
     warn_drop_rate: float = 0.2
@@ -109,6 +111,9 @@ _DOCS: dict[str, tuple] = {
     "intrinsics_matrix": ("CameraInfo matrix: 'K', 'P' (rectified images), or 'auto': P when "
                           "the image topic's name contains 'rect', else K.", ("auto", "K", "P")),
     "publish_debug_image": ("Publish 'people/debug_image' (the input with 2D skeletons).",),
+    "publish_tf": ("Publish a TF frame body_<track id> per tracked person on /tf (REP-155: "
+                   "origin mid-hip, x forward, z up the spine), parented to the image's frame.",),
+    "publish_tf_joints": ("With publish_tf, also body_<id>_<joint> per joint (position only).",),
     "tracking": ("Assign track ids (mp3d.tracking); false: every person has track_id -1.",),
     "stall_timeout_s": ("Diagnostics ERROR when images arrive but nothing was published for "
                         "this long (s).", 0.1, 1e4),

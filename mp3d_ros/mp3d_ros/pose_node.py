@@ -3,7 +3,8 @@
 
 Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (CompressedImage), per the
 ``image_transport`` parameter, and ``camera_info``; publishes ``people`` (mp3d_msgs/Person3DArray),
-``people/markers`` (MarkerArray) and optionally ``people/debug_image``, each with the input image's
+``people/markers`` (MarkerArray), optionally ``people/debug_image`` and, with ``publish_tf``,
+``/tf`` (a ``body_<track id>`` frame per tracked person, REP-155), each with the input image's
 header (frame_id replaced only by a non-empty ``output_frame``), and ``/diagnostics`` once a
 second. Frames go through a single-slot mailbox to one worker thread: a new frame replaces one not
 yet started (counted as ``dropped_replaced``), so the node always works on the newest frame.
@@ -64,6 +65,13 @@ class PoseNode:
         self.pub_debug = (node.create_publisher(Image, "people/debug_image", out_qos)
                           if cfg.publish_debug_image else None)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", out_qos)
+        self.pub_tf = None
+        if cfg.publish_tf:
+            from tf2_msgs.msg import TFMessage  # checked at start-up (main)
+
+            self.tf_type = TFMessage
+            self.pub_tf = node.create_publisher(TFMessage, "/tf", QoSProfile(
+                depth=100, reliability=ReliabilityPolicy.RELIABLE))
         in_qos = QoSProfile(depth=cfg.image_queue_depth, reliability=(
             ReliabilityPolicy.RELIABLE if cfg.image_reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT))
@@ -147,6 +155,8 @@ class PoseNode:
             self.pub_markers.publish(result.markers)
         if self.pub_debug is not None:
             self.pub_debug.publish(result.debug_image)
+        if self.pub_tf is not None and result.transforms:
+            self.pub_tf.publish(self.tf_type(transforms=result.transforms))
         done = time.monotonic()
         with self.lock:
             self.intrinsics_source = result.intrinsics_source
@@ -215,6 +225,16 @@ class PoseNode:
                                                             .to_msg()), status=[status]))
 
 
+def require_tf2_msgs() -> None:
+    """publish_tf needs tf2_msgs (ROS's own, or the fallback build of scripts/setup.sh)."""
+    try:
+        import tf2_msgs.msg  # noqa: F401
+    except ImportError as exc:
+        raise ValueError("publish_tf needs the tf2_msgs package: install ros-<distro>-tf2-msgs, "
+                         "or run bash scripts/setup.sh, which builds it where it is missing"
+                         ) from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the pose node until SIGINT or SIGTERM; returns the exit status (see the docstring)."""
     argv = list(sys.argv if argv is None else argv)
@@ -227,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             cfg = read_config(node)
+            if cfg.publish_tf:
+                require_tf2_msgs()
             model = cfg.model or str(default_model("student.pt"))
             est = Estimator(model, device=cfg.device, peak_threshold=cfg.peak_threshold or None,
                             max_people=cfg.max_people or None, onnx=cfg.onnx or None,

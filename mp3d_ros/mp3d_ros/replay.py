@@ -11,7 +11,8 @@ policy. A NEW bag (MCAP, written by ``bagio.BagWriter``; the input is only read)
 image:
 
 - ``/people`` (mp3d_msgs/msg/Person3DArray), ``/people/markers`` (visualization_msgs/msg/
-  MarkerArray) and, with ``--debug-image``, ``/people/debug_image``, all with the image's header
+  MarkerArray), with ``--debug-image`` ``/people/debug_image`` and with the parameter
+  ``publish_tf`` ``/tf`` (a frame per tracked person), all with the image's header
   (stamp and frame_id), written at bag time = the image's header stamp, so ``use_sim_time``
   consumers see them in step;
 - the image itself and the camera info, copied byte for byte under their own topic names (bag time
@@ -48,6 +49,7 @@ DEBUG_TOPIC = "/people/debug_image"
 PEOPLE_TYPE = "mp3d_msgs/msg/Person3DArray"
 MARKERS_TYPE = "visualization_msgs/msg/MarkerArray"
 DEBUG_TYPE = "sensor_msgs/msg/Image"
+TF_TOPIC, TF_TYPE = "/tf", "tf2_msgs/msg/TFMessage"
 EXIT_ERROR = 2
 
 
@@ -247,6 +249,17 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
         print(f"warning: {kind}: {text} (once; counted in the summary)", file=sys.stderr)
 
     pipeline = FramePipeline(estimator, cfg, image_topic, warn)
+    tf_type = None
+    if cfg.publish_tf:
+        from mp3d_ros.pose_node import require_tf2_msgs
+
+        try:
+            require_tf2_msgs()
+        except ValueError as exc:
+            raise ReplayError(str(exc)) from exc
+        from tf2_msgs import msg as tf2
+
+        tf_type = tf2.TFMessage
     wanted = [image_topic] + ([info_topic] if info_topic else [])
     frames = people_total = 0
     skipped: Counter[str] = Counter()
@@ -261,6 +274,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
         outputs = [(PEOPLE_TOPIC, PEOPLE_TYPE)]
         outputs += [(MARKERS_TOPIC, MARKERS_TYPE)] if cfg.markers.enabled else []
         outputs += [(DEBUG_TOPIC, DEBUG_TYPE)] if cfg.publish_debug_image else []
+        outputs += [(TF_TOPIC, TF_TYPE)] if cfg.publish_tf else []
         for name, msgtype in outputs:
             writer.add_topic(name, msgtype, [bagio.qos_dict()])
         bar = _progress(topics[image_topic].message_count, not args.no_progress)
@@ -298,6 +312,9 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
                 if result.debug_image is not None:
                     writer.write(DEBUG_TOPIC, DEBUG_TYPE, _canonical(
                         store, serialize_message(result.debug_image), DEBUG_TYPE), stamp)
+                if result.transforms:
+                    writer.write(TF_TOPIC, TF_TYPE, _canonical(store, serialize_message(
+                        tf_type(transforms=result.transforms)), TF_TYPE), stamp)
                 frames += 1
                 people_total += len(result.people)
         finally:

@@ -18,7 +18,7 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
@@ -124,5 +124,55 @@ def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> List
             node.kill()
         lis.close()
     return lis
+
+
+DROPS = ("bad_image", "estimator_error", "processing_error")
+
+
+class Probe:
+    """A pose node with publishers for its inputs and a listener for its outputs."""
+
+    def __init__(self, env: dict[str, str], *params: str, compressed: bool = False) -> None:
+        self.proc = start_node(env, "image_reliability:=reliable", "image_queue_depth:=10",
+                               f"image_transport:={'compressed' if compressed else 'raw'}",
+                               *params)
+        self.lis = Listener(env)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        node = self.lis.node
+        self.image = node.create_publisher(CompressedImage if compressed else Image,
+                                           "/cam/image/compressed" if compressed
+                                           else "/cam/image", qos)
+        self.info = node.create_publisher(CameraInfo, "/cam/camera_info", qos)
+        self.sent = 0
+        assert self.lis.spin_until(lambda: self.image.get_subscription_count() > 0
+                                   and self.info.get_subscription_count() > 0
+                                   and node.count_publishers("/people") > 0, 30, [self.proc])
+
+    def answered(self) -> int:
+        """Frames the node has published or counted as dropped (from its diagnostics)."""
+        if not self.lis.diags:
+            return 0
+        d = self.lis.diags[-1]
+        return int(d["frames_out"]) + sum(int(d[k]) for k in DROPS) \
+            + int(d["dropped_replaced"])
+
+    def send(self, msg, info=None) -> None:
+        """Publish (a CameraInfo, then) one image; wait until the node has answered it."""
+        if info is not None:
+            self.info.publish(info)
+            self.lis.spin_until(lambda: False, 0.2)
+        self.image.publish(msg)
+        self.sent += 1
+        assert self.lis.spin_until(lambda: self.answered() >= self.sent, 15, [self.proc]), (
+            self.sent, self.lis.diags[-1:])
+
+    def counts(self) -> dict[str, str]:
+        return self.lis.diags[-1]
+
+    def close(self) -> str:
+        rc, err = stop(self.proc, signal.SIGINT)
+        self.lis.close()
+        assert rc == 0 and "Traceback" not in err, err
+        return err
 
 

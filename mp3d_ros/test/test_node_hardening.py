@@ -9,7 +9,6 @@ must still answer a good frame afterwards, stop cleanly on SIGINT and never prin
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 from mp3d.imagecodec import SUPPORTED_ENCODINGS
 from mp3d_ros.image_conversion import rgb_to_compressed, rgb_to_image
-from node_harness import CONFIG, Listener, header, start_node, stop
+from node_harness import CONFIG, Probe, header
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -27,7 +26,6 @@ from mp3d_msgs.msg import Person3DArray
 
 W, H = 128, 96
 FX = 110.0
-DROPS = ("bad_image", "estimator_error", "processing_error")
 # Encodings ROS defines (sensor_msgs/image_encodings.hpp) that are not colour images we read.
 UNSUPPORTED = ("32FC1", "16SC1", "64FC1", "8SC3", "32SC4", "bayer_rggb8", "bayer_grbg16",
                "nv21", "")
@@ -36,53 +34,6 @@ UNSUPPORTED = ("32FC1", "16SC1", "64FC1", "8SC3", "32SC4", "bayer_rggb8", "bayer
 def _info(i: int, width: int = W, height: int = H, k: list[float] | None = None) -> CameraInfo:
     k = k if k is not None else [FX, 0, (width - 1) / 2, 0, FX, (height - 1) / 2, 0, 0, 1]
     return CameraInfo(header=header(i), width=width, height=height, k=k)
-
-
-class Probe:
-    """A pose node with publishers for its inputs and a listener for its outputs."""
-
-    def __init__(self, env: dict[str, str], *params: str, compressed: bool = False) -> None:
-        self.proc = start_node(env, "image_reliability:=reliable", "image_queue_depth:=10",
-                               f"image_transport:={'compressed' if compressed else 'raw'}",
-                               *params)
-        self.lis = Listener(env)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-        node = self.lis.node
-        self.image = node.create_publisher(CompressedImage if compressed else Image,
-                                           "/cam/image/compressed" if compressed
-                                           else "/cam/image", qos)
-        self.info = node.create_publisher(CameraInfo, "/cam/camera_info", qos)
-        self.sent = 0
-        assert self.lis.spin_until(lambda: self.image.get_subscription_count() > 0
-                                   and self.info.get_subscription_count() > 0
-                                   and node.count_publishers("/people") > 0, 30, [self.proc])
-
-    def answered(self) -> int:
-        """Frames the node has published or counted as dropped (from its diagnostics)."""
-        if not self.lis.diags:
-            return 0
-        d = self.lis.diags[-1]
-        return int(d["frames_out"]) + sum(int(d[k]) for k in DROPS) \
-            + int(d["dropped_replaced"])
-
-    def send(self, msg: Image | CompressedImage, info: CameraInfo | None = None) -> None:
-        """Publish (a CameraInfo, then) one image; wait until the node has answered it."""
-        if info is not None:
-            self.info.publish(info)
-            self.lis.spin_until(lambda: False, 0.2)
-        self.image.publish(msg)
-        self.sent += 1
-        assert self.lis.spin_until(lambda: self.answered() >= self.sent, 15, [self.proc]), (
-            self.sent, self.lis.diags[-1:])
-
-    def counts(self) -> dict[str, str]:
-        return self.lis.diags[-1]
-
-    def close(self) -> str:
-        rc, err = stop(self.proc, signal.SIGINT)
-        self.lis.close()
-        assert rc == 0 and "Traceback" not in err, err
-        return err
 
 
 def _good(i: int, width: int = W, height: int = H) -> Image:
