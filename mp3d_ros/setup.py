@@ -35,6 +35,7 @@ setup(
             "video_camera = mp3d_ros.video_camera:main",
             "mp3d_record = mp3d_ros.topic_recorder:main",
             "pose_node = mp3d_ros.pose_node:main",
+            "pose_lifecycle_node = mp3d_ros.pose_lifecycle_node:main",
             "selftest_publisher = mp3d_ros.selftest_publisher:main",
             "selftest_listener = mp3d_ros.selftest_listener:main",
         ],

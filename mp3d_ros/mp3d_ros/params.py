@@ -24,7 +24,10 @@ def descriptor(description: str, default: object, low: float | None = None,
 
 def declare(node: Node, name: str, default: object, desc: ParameterDescriptor) -> object:
     """Declare one parameter and return its value; a wrong type or out-of-range value raises
-    ValueError naming the parameter."""
+    ValueError naming the parameter. Declared already (a managed node configured again after
+    cleanup): its value."""
+    if node.has_parameter(name):
+        return node.get_parameter(name).value
     try:
         return node.declare_parameter(name, default, desc).value
     except (InvalidParameterTypeException, InvalidParameterValueException) as exc:

@@ -80,8 +80,10 @@ class PoseNode:
             CompressedImage if compressed else Image,
             "image/compressed" if compressed else "image", self.on_image, in_qos)
         self.pipeline = FramePipeline(est, cfg, image_sub.topic_name, self.on_warning)
-        node.create_subscription(CameraInfo, "camera_info", self.pipeline.on_camera_info,
-                                 QoSProfile(depth=5, reliability=in_qos.reliability))
+        info_sub = node.create_subscription(CameraInfo, "camera_info",
+                                            self.pipeline.on_camera_info,
+                                            QoSProfile(depth=5, reliability=in_qos.reliability))
+        self.subscriptions = [image_sub, info_sub]
         self.lock = threading.Condition()
         self.slot: tuple[Image | CompressedImage, float] | None = None
         self.stopping = False
@@ -93,7 +95,7 @@ class PoseNode:
         self.intrinsics_source = "none yet"
         self.last_notes: Counter[str] = Counter()
         self.worker = self.start_worker()
-        node.create_timer(1.0, self.publish_diagnostics)
+        self.timer = node.create_timer(1.0, self.publish_diagnostics)
         self.last_diag = time.monotonic()
 
     def start_worker(self) -> threading.Thread:
@@ -121,10 +123,23 @@ class PoseNode:
             self.lock.notify()
 
     def stop(self) -> None:
+        """Stop the worker after the frame in progress (joined)."""
         with self.lock:
             self.stopping = True
             self.lock.notify()
         self.worker.join()
+
+    def close(self) -> None:
+        """Stop, and remove the subscriptions, publishers and timer from the node (the model
+        stays loaded): what a managed node's deactivate does."""
+        self.stop()
+        for sub in self.subscriptions:
+            self.node.destroy_subscription(sub)
+        self.node.destroy_timer(self.timer)
+        for pub in (self.pub_people, self.pub_markers, self.pub_debug, self.pub_diag,
+                    self.pub_tf):
+            if pub is not None:
+                self.node.destroy_publisher(pub)
 
     def work(self) -> None:
         while True:
@@ -235,6 +250,24 @@ def require_tf2_msgs() -> None:
                          ) from exc
 
 
+def load(node: Node) -> tuple[PoseNodeConfig, Estimator]:
+    """Read and check the parameters and load the model (what a managed node's configure
+    does). Raises FileNotFoundError, ValueError, RuntimeError or OSError, one line."""
+    cfg = read_config(node)
+    if cfg.publish_tf:
+        require_tf2_msgs()
+    est = Estimator(cfg.model or str(default_model("student.pt")), device=cfg.device,
+                    peak_threshold=cfg.peak_threshold or None, max_people=cfg.max_people or None,
+                    onnx=cfg.onnx or None, backend=cfg.backend, fp16=cfg.fp16)
+    for note in est.notes:
+        node.get_logger().warning(note)
+    node.get_logger().info(f"model {est.path} ({est.describe()})")
+    return cfg, est
+
+
+LOAD_ERRORS = (FileNotFoundError, ValueError, RuntimeError, OSError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the pose node until SIGINT or SIGTERM; returns the exit status (see the docstring)."""
     argv = list(sys.argv if argv is None else argv)
@@ -246,20 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda _s, _f: stop.set())
     try:
         try:
-            cfg = read_config(node)
-            if cfg.publish_tf:
-                require_tf2_msgs()
-            model = cfg.model or str(default_model("student.pt"))
-            est = Estimator(model, device=cfg.device, peak_threshold=cfg.peak_threshold or None,
-                            max_people=cfg.max_people or None, onnx=cfg.onnx or None,
-                            backend=cfg.backend, fp16=cfg.fp16)
-        except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+            cfg, est = load(node)
+        except LOAD_ERRORS as exc:
             log.error(f"cannot start: {type(exc).__name__}: {exc}")
             return EXIT_STARTUP
         wiring = PoseNode(node, cfg, est)
-        for note in est.notes:
-            log.warning(note)
-        log.info(f"model {est.path} ({est.describe()}); listening on "
+        log.info(f"listening on "
                  f"{'image/compressed' if cfg.image_transport == 'compressed' else 'image'}")
         executor = SingleThreadedExecutor()
         executor.add_node(node)
