@@ -21,7 +21,7 @@ import sys
 # Modules providing subcommands, in help order.
 TOOL_MODULES: tuple[str, ...] = (
     "mp3d.skeleton_cli", "mp3d.mocap.cli", "mp3d.teach_cli", "mp3d.train_cli", "mp3d.eval_cli",
-    "mp3d.estimate_cli", "mp3d.export",
+    "mp3d.estimate_cli", "mp3d.export", "mp3d.bench",
 )
 
 
