@@ -305,3 +305,33 @@ def msg_to_rgb(msg: Any) -> np.ndarray:
     """Any image message to HxWx3 uint8 RGB: a CompressedImage (it has ``format``) is decoded,
     a raw Image converted. Raises ImageConversionError."""
     return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+
+
+DEPTH_ENCODINGS: tuple[str, ...] = ("16UC1", "mono16", "32FC1")
+"""Depth image encodings :func:`depth_to_metres` reads: 16-bit millimetres or float metres."""
+
+
+def depth_to_metres(msg: Any) -> np.ndarray:
+    """A depth ``sensor_msgs/msg/Image`` (16UC1 / mono16: millimetres; 32FC1: metres; rows read
+    through ``step``, byte order from ``is_bigendian``) -> HxW float32 metres along the optical
+    axis, NaN where the camera has no depth (0, NaN, inf or negative). Raises
+    ImageConversionError for other encodings or inconsistent sizes."""
+    encoding = str(msg.encoding)
+    if encoding not in DEPTH_ENCODINGS:
+        raise ImageConversionError(f"unsupported depth encoding {encoding!r}; supported: "
+                                   f"{', '.join(DEPTH_ENCODINGS)}")
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    bpp = 4 if encoding == "32FC1" else 2
+    if width <= 0 or height <= 0 or step < width * bpp:
+        raise ImageConversionError(f"depth image {width}x{height} with step={step} is not a "
+                                   f"{encoding} image ({bpp} bytes per pixel)")
+    buf = _as_bytes(msg.data, "Image")
+    needed = step * (height - 1) + width * bpp
+    if buf.size < needed:
+        raise ImageConversionError(f"depth data has {buf.size} bytes, need at least {needed}")
+    order = ">" if msg.is_bigendian else "<"
+    dtype = np.dtype(f"{order}f4" if bpp == 4 else f"{order}u2")
+    raw = np.ndarray((height, width), dtype, buffer=buf, strides=(step, bpp))
+    metres = raw.astype(np.float32) * (np.float32(1e-3) if bpp == 2 else np.float32(1.0))
+    metres[~(np.isfinite(metres) & (metres > 0))] = np.nan
+    return metres

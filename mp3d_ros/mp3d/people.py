@@ -15,6 +15,8 @@ class Person:
 
     joints_3d: (17, 3) metres, camera optical frame. keypoints_2d: (17, 2) source-image pixels.
     joint_scores: (17,) in [0, 1]. score: person score in [0, 1]. track_id: -1 when untracked.
+    root_from_depth: the root's distance was measured by a depth camera (mp3d.depth), not
+    estimated from the image alone.
     """
 
     joints_3d: np.ndarray
@@ -22,6 +24,7 @@ class Person:
     joint_scores: np.ndarray
     score: float
     track_id: int = -1
+    root_from_depth: bool = False
 
     def __post_init__(self) -> None:
         self.joints_3d = np.asarray(self.joints_3d, dtype=np.float64)

@@ -31,6 +31,7 @@ def people_to_msg(people: list[Person], header: Header) -> Person3DArray:
             joint_confidences=[float(c) for c in p.joint_scores],
             keypoints_2d=_points(kp),
             root=Point(x=float(root[0]), y=float(root[1]), z=float(root[2])),
+            root_source=Person3D.ROOT_DEPTH if p.root_from_depth else Person3D.ROOT_MONOCULAR,
         ))
     return msg
 
@@ -51,5 +52,6 @@ def msg_to_people(msg: Person3DArray) -> list[Person]:
         j3 = np.array([[q.x, q.y, q.z] for q in m.joints])[order]
         k2 = np.array([[q.x, q.y] for q in m.keypoints_2d])[order]
         conf = np.asarray(m.joint_confidences, dtype=np.float64)[order]
-        people.append(Person(j3, k2, conf, float(m.score), int(m.track_id)))
+        people.append(Person(j3, k2, conf, float(m.score), int(m.track_id),
+                             int(getattr(m, "root_source", 0)) == Person3D.ROOT_DEPTH))
     return people

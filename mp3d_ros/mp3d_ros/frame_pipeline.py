@@ -11,7 +11,8 @@ Per frame (:meth:`FramePipeline.process`):
    for rectified images (``intrinsics_matrix``: 'auto' takes P when the image topic's name
    contains 'rect');
 3. run the estimator; people sorted by score (ties by root position, so the order is
-   reproducible), people with any non-finite value left out;
+   reproducible), people with any non-finite value left out; with ``depth_topic`` and the frame's
+   depth image, root depths measured (:mod:`mp3d.depth`);
 4. track (the image stamp in seconds; a zero stamp ages tracks by frames instead, a stamp going
    backwards resets the tracks);
 5. build the messages, each with the image's header (frame_id replaced only by a non-empty
@@ -34,10 +35,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped
+from mp3d.depth import DepthConfig, refine_with_depth
 from mp3d.draw import draw_skeleton_2d
 from mp3d.estimator import Estimator
 from mp3d.geometry import CameraCalibration, FallbackCamera, resolve_intrinsics
-from mp3d.imagecodec import ImageConversionError, msg_to_rgb
+from mp3d.imagecodec import ImageConversionError, depth_to_metres, msg_to_rgb
 from mp3d.people import Person
 from mp3d.tracking import Tracker
 from sensor_msgs.msg import Image
@@ -133,9 +135,11 @@ class FramePipeline:
                                                           and "rect" in image_topic)
         self.infos = CameraInfoBuffer()
         self.notes: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()  # counts that are not warnings
         self.warned: set[str] = set()
         self.warn_cb = warn
         self.last_stamp: int | None = None
+        self.depth_cfg = DepthConfig()
 
     def note(self, kind: str, text: str) -> None:
         """Count a warning; tell the callback the first time of each kind."""
@@ -187,18 +191,37 @@ class FramePipeline:
             return people
         return self.tracker.update(people, stamp * 1e-9 if stamp else None)
 
-    def process(self, msg: object) -> FrameResult:
-        """One image message (Image or CompressedImage, rclpy or rosbags) to its FrameResult.
+    def process(self, msg: object, depth: object | None = None) -> FrameResult:
+        """One image message (Image or CompressedImage, rclpy or rosbags) and optionally its
+        aligned depth image (sensor_msgs/Image, 16UC1 mm or 32FC1 m) to its FrameResult.
         Raises BadFrameError when the frame cannot be processed: ``bad_image``, ``estimator_error``,
         or ``processing_error`` for anything else that went wrong with it."""
         try:
-            return self._process(msg)
+            return self._process(msg, depth)
         except BadFrameError:
             raise
         except Exception as exc:  # noqa: BLE001 - one frame never stops the caller
             raise BadFrameError("processing_error", f"{type(exc).__name__}: {exc}") from exc
 
-    def _process(self, msg: object) -> FrameResult:
+    def with_depth(self, people: list[Person], depth: object | None,
+                   size: tuple[int, int]) -> list[Person]:
+        """People with their root depths from the depth image where it shows their torso."""
+        if not self.cfg.depth_topic:
+            return people
+        if depth is None:
+            self.note("depth_missing", "no depth image matched the colour image's stamp: "
+                      "monocular root depths")
+            return people
+        try:
+            metres = depth_to_metres(depth)
+        except ImageConversionError as exc:
+            self.note("bad_depth", f"{exc}: monocular root depths")
+            return people
+        refined = [refine_with_depth(p, metres, size, self.depth_cfg) for p in people]
+        self.stats["people_root_from_depth"] += sum(p.root_from_depth for p in refined)
+        return refined
+
+    def _process(self, msg: object, depth: object | None) -> FrameResult:
         try:
             rgb = msg_to_rgb(msg)
         except ImageConversionError as exc:
@@ -214,7 +237,7 @@ class FramePipeline:
         if len(finite) < len(people):
             self.note("nonfinite_person", f"{len(people) - len(finite)} person(s) with "
                       "non-finite values left out")
-        people = self.track(sorted_people(finite), stamp)
+        people = self.track(sorted_people(self.with_depth(finite, depth, (w, h))), stamp)
         header = Header(stamp=Time(sec=int(msg.header.stamp.sec),
                                    nanosec=int(msg.header.stamp.nanosec)),
                         frame_id=self.cfg.output_frame or str(msg.header.frame_id))

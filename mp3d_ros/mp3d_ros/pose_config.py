@@ -52,6 +52,9 @@ class PoseNodeConfig:
     intrinsics_matrix: str = "auto"
     publish_debug_image: bool = False
     publish_tf: bool = False
+    depth_topic: str = ""
+    depth_sync_tolerance_s: float = 0.005
+    depth_wait_s: float = 0.1
     publish_tf_joints: bool = False
     tracking: bool = True
     stall_timeout_s: float = 3.0
@@ -113,6 +116,12 @@ _DOCS: dict[str, tuple] = {
     "publish_debug_image": ("Publish 'people/debug_image' (the input with 2D skeletons).",),
     "publish_tf": ("Publish a TF frame body_<track id> per tracked person on /tf (REP-155: "
                    "origin mid-hip, x forward, z up the spine), parented to the image's frame.",),
+    "depth_topic": ("An aligned depth image (16UC1 mm or 32FC1 m) refining each person's root "
+                    "depth; empty: none (monocular).",),
+    "depth_sync_tolerance_s": ("A depth image matches a colour image whose stamp is this "
+                               "close (s).", 0.0, 1.0),
+    "depth_wait_s": ("How long a frame waits for its depth image before going on without "
+                     "(s).", 0.0, 5.0),
     "publish_tf_joints": ("With publish_tf, also body_<id>_<joint> per joint (position only).",),
     "tracking": ("Assign track ids (mp3d.tracking); false: every person has track_id -1.",),
     "stall_timeout_s": ("Diagnostics ERROR when images arrive but nothing was published for "

@@ -6,7 +6,9 @@ Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (CompressedI
 ``people/markers`` (MarkerArray), optionally ``people/debug_image`` and, with ``publish_tf``,
 ``/tf`` (a ``body_<track id>`` frame per tracked person, REP-155), each with the input image's
 header (frame_id replaced only by a non-empty ``output_frame``), and ``/diagnostics`` once a
-second. Frames go through a single-slot mailbox to one worker thread: a new frame replaces one not
+second. With ``depth_topic``, aligned depth images (16UC1 mm or 32FC1 m) matched to each frame by
+stamp refine the people's root depths (``Person3D.root_source`` says which were measured). Frames
+go through a single-slot mailbox to one worker thread: a new frame replaces one not
 yet started (counted as ``dropped_replaced``), so the node always works on the newest frame.
 
 One frame never takes the node down: any exception while processing it is a counted drop with
@@ -27,7 +29,7 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 
 import numpy as np
 import rclpy
@@ -43,11 +45,12 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from mp3d_msgs.msg import Person3DArray
-from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline
+from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, stamp_ns
 from mp3d_ros.pose_config import PoseNodeConfig, read_config
 
 EXIT_OK, EXIT_STARTUP = 0, 2
 THROTTLE_S = 5.0
+DEPTHS_KEPT = 30  # newest depth images kept for matching by stamp
 DROP_REASONS = ("bad_image", "estimator_error", "processing_error")
 COUNTS = ("frames_in", "frames_out", "dropped_replaced", "dropped_rate_limit", *DROP_REASONS,
           "worker_restarts")
@@ -84,6 +87,11 @@ class PoseNode:
                                             self.pipeline.on_camera_info,
                                             QoSProfile(depth=5, reliability=in_qos.reliability))
         self.subscriptions = [image_sub, info_sub]
+        self.depths: deque[tuple[int, Image]] = deque(maxlen=DEPTHS_KEPT)
+        if cfg.depth_topic:
+            self.subscriptions.append(node.create_subscription(
+                Image, cfg.depth_topic, self.on_depth, QoSProfile(
+                    depth=DEPTHS_KEPT, reliability=in_qos.reliability)))
         self.lock = threading.Condition()
         self.slot: tuple[Image | CompressedImage, float] | None = None
         self.stopping = False
@@ -121,6 +129,31 @@ class PoseNode:
                 self.window["drop"].append(now)
             self.slot = (msg, now)
             self.lock.notify()
+
+    def on_depth(self, msg: Image) -> None:
+        with self.lock:
+            self.depths.append((stamp_ns(msg.header), msg))
+            self.lock.notify_all()
+
+    def depth_for(self, msg: Image | CompressedImage) -> Image | None:
+        """The depth image whose stamp matches the frame's (within depth_sync_tolerance_s),
+        waiting up to depth_wait_s for it to arrive; None without depth_topic or when none
+        came. Synchronised by stamp, never by arrival."""
+        if not self.cfg.depth_topic:
+            return None
+        stamp, tol = stamp_ns(msg.header), self.cfg.depth_sync_tolerance_s * 1e9
+        deadline = time.monotonic() + self.cfg.depth_wait_s
+
+        def match() -> Image | None:
+            near = [(abs(s - stamp), m) for s, m in self.depths if abs(s - stamp) <= tol]
+            return min(near, key=lambda e: e[0])[1] if near else None
+
+        with self.lock:
+            found = match()
+            while found is None and not self.stopping and time.monotonic() < deadline:
+                self.lock.wait(max(deadline - time.monotonic(), 0.0))
+                found = match()
+        return found
 
     def stop(self) -> None:
         """Stop the worker after the frame in progress (joined)."""
@@ -164,7 +197,7 @@ class PoseNode:
 
     def process(self, msg: Image | CompressedImage, received: float) -> None:
         start = time.monotonic()
-        result = self.pipeline.process(msg)
+        result = self.pipeline.process(msg, self.depth_for(msg))
         self.pub_people.publish(result.people_msg)
         if self.pub_markers is not None:
             self.pub_markers.publish(result.markers)
@@ -227,6 +260,7 @@ class PoseNode:
         kv = [KeyValue(key=k, value=f"{v:.2f}") for k, v in values.items()]
         kv += [KeyValue(key=k, value=str(counts.get(k, 0))) for k in COUNTS]
         kv += [KeyValue(key=f"warning_{k}", value=str(v)) for k, v in sorted(notes.items())]
+        kv += [KeyValue(key=k, value=str(v)) for k, v in sorted(self.pipeline.stats.items())]
         kv += [KeyValue(key="model", value=str(self.est.path)),
                KeyValue(key="model_sha256", value=str(self.est.sha256)),
                KeyValue(key="device", value=str(self.est.device)),

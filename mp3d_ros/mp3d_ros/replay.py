@@ -190,6 +190,33 @@ def _canonical(store: Any, raw: bytes, msgtype: str) -> bytes:
     return bytes(store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype))
 
 
+class DepthIndex:
+    """The depth images of a bag's ``depth_topic`` by header stamp: :meth:`near` gives the one
+    within ``tolerance_s`` of a colour image's stamp, as the live node matches them (by stamp,
+    never by arrival or bag order). No depth_topic: always None."""
+
+    def __init__(self, bag: Path, topic: str, tolerance_s: float, topics: dict[str, Any]) -> None:
+        from mp3d_ros import bagio
+
+        self.reader = None
+        if not topic:
+            return
+        if topic not in topics:
+            raise ReplayError(f"depth_topic {topic!r} is not in the bag; the bag's topics: "
+                              f"{_topic_list(topics)}")
+        self.reader = bagio.TopicReader(bag, topic)
+        self.tolerance_ns = tolerance_s * 1e9
+
+    def near(self, stamp: int) -> Any:
+        import numpy as np
+
+        if self.reader is None or not len(self.reader):
+            return None
+        gaps = np.abs(self.reader.stamp_ns - stamp)
+        i = int(np.argmin(gaps))
+        return self.reader.message(i) if gaps[i] <= self.tolerance_ns else None
+
+
 def _deserialize(store: Any, raw: bytes, msgtype: str) -> tuple[Any, Any]:
     """(message, None), or (None, BadFrameError 'bad_message') for bytes that do not decode."""
     from mp3d_ros.frame_pipeline import BadFrameError
@@ -249,6 +276,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
         print(f"warning: {kind}: {text} (once; counted in the summary)", file=sys.stderr)
 
     pipeline = FramePipeline(estimator, cfg, image_topic, warn)
+    depths = DepthIndex(src, cfg.depth_topic, cfg.depth_sync_tolerance_s, topics)
     tf_type = None
     if cfg.publish_tf:
         from mp3d_ros.pose_node import require_tf2_msgs
@@ -293,7 +321,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
                 if problem is None:
                     t0 = time.perf_counter()
                     try:
-                        result = pipeline.process(msg)
+                        result = pipeline.process(msg, depths.near(stamp))
                     except BadFrameError as exc:
                         problem = exc
                     infer_s += time.perf_counter() - t0
