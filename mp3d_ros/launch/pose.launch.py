@@ -1,12 +1,17 @@
 """Launch file: the pose node with its parameters file, topic remappings and sim time.
 
 ``ros2 launch mp3d_ros pose.launch.py image:=/camera/color/image_raw
-camera_info:=/camera/color/camera_info [params_file:=my.yaml] [namespace:=ns] [use_sim_time:=true]``
+camera_info:=/camera/color/camera_info [params_file:=my.yaml] [namespace:=ns] [use_sim_time:=true]
+[managed:=true]``
 
 Every node parameter comes from ``params_file`` (default: the installed config/pose_node.yaml,
 whose ``/**`` key applies under any namespace); this file only remaps topics. The node subscribes
-to ``image`` (or ``image/compressed`` when ``image_transport: compressed``) and ``camera_info`` and
-publishes ``people``, ``people/markers`` and ``people/debug_image`` (relative: under ``namespace``).
+to ``image`` (or ``image/compressed`` when ``image_transport: compressed``), ``camera_info`` and,
+with the parameter ``depth_topic``, that depth topic, and publishes ``people``, ``people/markers``
+and ``people/debug_image`` (relative: under ``namespace``), ``/diagnostics`` and, with
+``publish_tf``, ``/tf``. ``managed:=true`` starts the managed (lifecycle) node
+``pose_lifecycle_node`` instead, under the same name: it waits unconfigured for a lifecycle manager
+or ``ros2 lifecycle set /<namespace>/pose_node configure`` then ``activate``.
 """
 
 import os
@@ -14,17 +19,29 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 PACKAGE = "mp3d_ros"
 
 
 def generate_launch_description() -> LaunchDescription:
-    """The pose node, configured by launch arguments."""
+    """The pose node (plain or managed), configured by launch arguments."""
     share = get_package_share_directory(PACKAGE)
     image = LaunchConfiguration("image")
+    namespace = LaunchConfiguration("namespace")
+    managed = LaunchConfiguration("managed")
+    parameters = [
+        LaunchConfiguration("params_file"),
+        {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
+    ]
+    remappings = [
+        ("image", image),
+        ("image/compressed", [image, "/compressed"]),
+        ("camera_info", LaunchConfiguration("camera_info")),
+    ]
     return LaunchDescription([
         DeclareLaunchArgument("image", default_value="image",
                               description="sensor_msgs/Image topic (its /compressed sibling is "
@@ -38,21 +55,28 @@ def generate_launch_description() -> LaunchDescription:
                               description="namespace of the node and its outputs"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="use /clock (true when playing a bag with --clock)"),
+        DeclareLaunchArgument("managed", default_value="false", choices=["true", "false"],
+                              description="true: the managed (lifecycle) node, left "
+                              "unconfigured for a lifecycle manager"),
         Node(
             package=PACKAGE,
             executable="pose_node",
-            namespace=LaunchConfiguration("namespace"),
+            namespace=namespace,
             output="screen",
             emulate_tty=True,
-            parameters=[
-                LaunchConfiguration("params_file"),
-                {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"),
-                                                value_type=bool)},
-            ],
-            remappings=[
-                ("image", image),
-                ("image/compressed", [image, "/compressed"]),
-                ("camera_info", LaunchConfiguration("camera_info")),
-            ],
+            parameters=parameters,
+            remappings=remappings,
+            condition=UnlessCondition(managed),
+        ),
+        LifecycleNode(
+            package=PACKAGE,
+            executable="pose_lifecycle_node",
+            name="pose_node",
+            namespace=namespace,
+            output="screen",
+            emulate_tty=True,
+            parameters=parameters,
+            remappings=remappings,
+            condition=IfCondition(managed),
         ),
     ])
