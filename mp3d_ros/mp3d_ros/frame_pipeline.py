@@ -253,6 +253,6 @@ class FramePipeline:
                 draw_skeleton_2d(canvas, p.keypoints_2d, p.joint_scores, m.min_confidence,
                                  colour=(c.r, c.g, c.b))
             debug = rgb_to_image(canvas, "rgb8", header=header)
-        transforms = (people_transforms(people, header, self.cfg.publish_tf_joints)
-                      if self.cfg.publish_tf else [])
+        transforms = (people_transforms(people, header, self.cfg.publish_tf_joints,
+                                        self.cfg.tf_prefix) if self.cfg.publish_tf else [])
         return FrameResult(people, out, markers, debug, resolved.source, transforms)

@@ -10,7 +10,9 @@ nested ones), and ``config/pose_node.yaml`` repeats them for users (a test keeps
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
+import yaml
 from mp3d.tracking import TrackerConfig
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
@@ -56,6 +58,7 @@ class PoseNodeConfig:
     depth_sync_tolerance_s: float = 0.005
     depth_wait_s: float = 0.1
     publish_tf_joints: bool = False
+    tf_prefix: str = ""
     tracking: bool = True
     stall_timeout_s: float = 3.0
     warn_drop_rate: float = 0.2
@@ -123,6 +126,8 @@ _DOCS: dict[str, tuple] = {
     "depth_wait_s": ("How long a frame waits for its depth image before going on without "
                      "(s).", 0.0, 5.0),
     "publish_tf_joints": ("With publish_tf, also body_<id>_<joint> per joint (position only).",),
+    "tf_prefix": ("Put before every TF frame name (e.g. 'front/' with several cameras, whose "
+                  "track ids are their own).",),
     "tracking": ("Assign track ids (mp3d.tracking); false: every person has track_id -1.",),
     "stall_timeout_s": ("Diagnostics ERROR when images arrive but nothing was published for "
                         "this long (s).", 0.1, 1e4),
@@ -181,6 +186,27 @@ def config_from_values(values: dict[str, object]) -> PoseNodeConfig:
     groups = {g: cls(**{k.split(".", 1)[1]: v for k, v in values.items()
                         if k.startswith(g + ".")}) for g, cls in _GROUPS.items()}
     return PoseNodeConfig(**top, **groups)
+
+
+def read_params_file(path: str | Path) -> dict[str, object]:
+    """The pose node's parameters in a ROS parameter YAML (``--params-file``): the first node
+    section with ``ros__parameters`` (usually ``/**``), nested groups flattened to dotted names
+    (``tracker.min_hits``). Raises ValueError naming the file when it is not such a YAML."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+        section = next(v["ros__parameters"] for v in doc.values()
+                       if isinstance(v, dict) and "ros__parameters" in v)
+    except (OSError, yaml.YAMLError, AttributeError, StopIteration, TypeError) as exc:
+        raise ValueError(f"cannot read the parameters {path}: expected a ROS parameter YAML "
+                         f"with a ros__parameters section ({type(exc).__name__})") from exc
+    return _flatten(section)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in tree.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:

@@ -16,16 +16,14 @@ Exit status 0 after SIGINT or SIGTERM, or once the node reached the finalized st
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
-from mp3d_ros.pose_node import EXIT_OK, LOAD_ERRORS, PoseNode, load
+from mp3d_ros.pose_node import EXIT_OK, LOAD_ERRORS, PoseNode, load, signal_event, spin_until
 
 
 class PoseLifecycleNode(LifecycleNode):
@@ -81,14 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = PoseLifecycleNode()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _s, _f: stop.set())
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    stop = signal_event()
     try:
-        while not (stop.is_set() or node.finalized.is_set()):
-            executor.spin_once(timeout_sec=0.1)
+        spin_until(node, lambda: stop.is_set() or node.finalized.is_set())
         node.stop_wiring()
         return EXIT_OK
     finally:

@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 
 import numpy as np
 import rclpy
@@ -267,7 +268,8 @@ class PoseNode:
                KeyValue(key="backend", value=self.est.describe()),
                KeyValue(key="intrinsics", value=self.intrinsics_source)]
         level, message = self.health(now, win, fresh)
-        status = DiagnosticStatus(name=f"{self.node.get_name()}: pose", hardware_id="mp3d",
+        status = DiagnosticStatus(name=f"{self.node.get_fully_qualified_name()}: pose",
+                                  hardware_id="mp3d",
                                   values=kv, level=level, message=message)
         # Diagnostics describe the node, not an image: stamped with the node's clock.
         self.pub_diag.publish(DiagnosticArray(header=Header(stamp=self.node.get_clock().now()
@@ -302,15 +304,30 @@ def load(node: Node) -> tuple[PoseNodeConfig, Estimator]:
 LOAD_ERRORS = (FileNotFoundError, ValueError, RuntimeError, OSError)
 
 
+def signal_event() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (rclpy's own handlers are off: the node stops itself,
+    joining its worker, and exits 0)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _s, _f: stop.set())
+    return stop
+
+
+def spin_until(node: Node, done: Callable[[], bool]) -> None:
+    """Spin ``node`` on one thread until ``done()``."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    while not done():
+        executor.spin_once(timeout_sec=0.1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the pose node until SIGINT or SIGTERM; returns the exit status (see the docstring)."""
     argv = list(sys.argv if argv is None else argv)
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = Node("pose_node")
     log = node.get_logger()
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _s, _f: stop.set())
+    stop = signal_event()
     try:
         try:
             cfg, est = load(node)
@@ -320,11 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         wiring = PoseNode(node, cfg, est)
         log.info(f"listening on "
                  f"{'image/compressed' if cfg.image_transport == 'compressed' else 'image'}")
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
         try:
-            while not stop.is_set():
-                executor.spin_once(timeout_sec=0.1)
+            spin_until(node, stop.is_set)
         finally:
             wiring.stop()
         log.info(f"stopped: {dict(wiring.counts)}")

@@ -146,42 +146,23 @@ def choose_topics(topics: dict[str, Any], image_topic: str | None,
 def node_config(args: argparse.Namespace) -> Any:
     """The pose node's configuration for this replay: ``--params-file`` (the node's YAML; the
     first node section, usually ``/**``), then the options given on the command line."""
-    import yaml
-
-    from mp3d_ros.pose_config import config_from_values
+    from mp3d_ros.pose_config import config_from_values, read_params_file
 
     values: dict[str, object] = {"device": "cpu"}
-    if args.params_file:
-        try:
-            doc = yaml.safe_load(Path(args.params_file).read_text())
-            section = next(v["ros__parameters"] for v in doc.values()
-                           if isinstance(v, dict) and "ros__parameters" in v)
-        except (OSError, yaml.YAMLError, AttributeError, StopIteration, TypeError) as exc:
-            raise ReplayError(f"cannot read the parameters {args.params_file}: expected a ROS "
-                              f"parameter YAML with a ros__parameters section ({exc})") from exc
-        values.update(_flatten(section))
-    given = {"model": args.model, "device": args.device, "backend": args.backend,
-             "onnx": args.onnx, "fp16": args.fp16 or None, "peak_threshold": args.threshold,
-             "max_people": args.max_people, "fallback_fx": args.fx, "fallback_fy": args.fy,
-             "fallback_cx": args.cx, "fallback_cy": args.cy}
-    values.update({k: v for k, v in given.items() if v is not None})
-    if args.no_tracking:
-        values["tracking"] = False
-    values["publish_debug_image"] = bool(args.debug_image)
     try:
+        if args.params_file:
+            values.update(read_params_file(args.params_file))
+        given = {"model": args.model, "device": args.device, "backend": args.backend,
+                 "onnx": args.onnx, "fp16": args.fp16 or None, "peak_threshold": args.threshold,
+                 "max_people": args.max_people, "fallback_fx": args.fx, "fallback_fy": args.fy,
+                 "fallback_cx": args.cx, "fallback_cy": args.cy}
+        values.update({k: v for k, v in given.items() if v is not None})
+        if args.no_tracking:
+            values["tracking"] = False
+        values["publish_debug_image"] = bool(args.debug_image)
         return config_from_values(values)
     except (TypeError, ValueError) as exc:
         raise ReplayError(f"bad parameters: {exc}") from exc
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _canonical(store: Any, raw: bytes, msgtype: str) -> bytes:

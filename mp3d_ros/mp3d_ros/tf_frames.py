@@ -22,13 +22,14 @@ def _transform(parent: Header, child: str, t: np.ndarray, rot: np.ndarray) -> Tr
         rotation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))))
 
 
-def body_frame_name(track_id: int) -> str:
-    return f"body_{track_id}"
+def body_frame_name(track_id: int, prefix: str = "") -> str:
+    return f"{prefix}body_{track_id}"
 
 
-def people_transforms(people: list[Person], header: Header, joints: bool = False
-                      ) -> list[TransformStamped]:
-    """The TF frames of the tracked people (see the module docstring)."""
+def people_transforms(people: list[Person], header: Header, joints: bool = False,
+                      prefix: str = "") -> list[TransformStamped]:
+    """The TF frames of the tracked people (see the module docstring); ``prefix`` goes before
+    every frame name (e.g. 'front/' with several cameras, whose track ids are their own)."""
     out = []
     for p in people:
         if p.track_id < 0:
@@ -37,7 +38,7 @@ def people_transforms(people: list[Person], header: Header, joints: bool = False
             origin, rot = sk.body_frame(p.joints_3d)
         if not (np.isfinite(origin).all() and np.isfinite(rot).all()):
             continue
-        body = body_frame_name(p.track_id)
+        body = body_frame_name(p.track_id, prefix)
         out.append(_transform(header, body, origin, rot))
         if joints:
             local = (p.joints_3d - origin) @ rot  # joints in the body frame

@@ -69,7 +69,7 @@ class Listener:
 
     def on_diag(self, msg: DiagnosticArray) -> None:
         for s in msg.status:
-            if s.name.startswith("pose_node"):
+            if s.name.endswith("pose_node: pose"):
                 self.diags.append({kv.key: kv.value for kv in s.values})
                 self.diag_status.append((int.from_bytes(s.level, "little")
                                          if isinstance(s.level, bytes) else int(s.level),

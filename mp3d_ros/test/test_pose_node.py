@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 import rclpy
 import torch
-import yaml
 from mp3d.geometry import Intrinsics
 from mp3d_ros.image_conversion import rgb_to_image
-from mp3d_ros.pose_config import PARAMETERS, PoseNodeConfig, read_config
+from mp3d_ros.pose_config import PARAMETERS, PoseNodeConfig, read_config, read_params_file
 from node_harness import CONFIG, HZ, T0, header, play_clip, start_node
 from rclpy.context import Context
 from rclpy.node import Node
@@ -135,15 +134,8 @@ def test_cuda_requested_but_absent_exits_2_with_one_clear_line(ros_env):
     assert "Traceback" not in err and "CUDA" in err and "cannot start" in err, err
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in tree.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-
 def test_yaml_defaults_equal_the_config_defaults_and_read_config_reads_them():
-    yaml_values = _flatten(yaml.safe_load(CONFIG.read_text())["/**"]["ros__parameters"])
+    yaml_values = read_params_file(CONFIG)
     assert yaml_values == {p.name: p.default for p in PARAMETERS}
     for p in PARAMETERS:  # typed as declared: a float default written as 1 would be an int
         assert type(yaml_values[p.name]) is type(p.default), p.name

@@ -32,6 +32,19 @@ def test_body_frame_of_the_rest_pose_faces_the_camera():
     assert rot[:, 2] @ [0, -1, 0] > 0.95  # z: up
 
 
+def test_tf_prefix_and_untracked_people():
+    from builtin_interfaces.msg import Time
+    from mp3d.people import Person
+    from mp3d_ros.tf_frames import people_transforms
+    from std_msgs.msg import Header
+
+    hdr = Header(stamp=Time(sec=5), frame_id="cam")
+    tracked = Person(sk.REST_POSE + [0, 0, 3.0], np.zeros((17, 2)), np.ones(17), 0.9, 4)
+    untracked = Person(sk.REST_POSE + [1, 0, 3.0], np.zeros((17, 2)), np.ones(17), 0.8, -1)
+    out = people_transforms([tracked, untracked], hdr, prefix="front/")
+    assert [t.child_frame_id for t in out] == ["front/body_4"] and out[0].header == hdr
+
+
 def test_the_tf_message_type_is_ros_own():
     from ament_index_python.packages import get_package_share_directory
     from rosbags.typesys import Stores, get_typestore
