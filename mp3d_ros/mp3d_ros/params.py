@@ -32,3 +32,15 @@ def declare(node: Node, name: str, default: object, desc: ParameterDescriptor) -
         return node.declare_parameter(name, default, desc).value
     except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
         raise ValueError(f"parameter {name}: {exc}") from exc
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    """A ``ros__parameters`` tree as dotted names: {"tracker": {"min_hits": 1}} ->
+    {"tracker.min_hits": 1} (how rclpy names nested parameters)."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -199,14 +199,7 @@ def read_params_file(path: str | Path) -> dict[str, object]:
     except (OSError, yaml.YAMLError, AttributeError, StopIteration, TypeError) as exc:
         raise ValueError(f"cannot read the parameters {path}: expected a ROS parameter YAML "
                          f"with a ros__parameters section ({type(exc).__name__})") from exc
-    return _flatten(section)
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in tree.items():
-        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
+    return params.flatten(section)
 
 
 def descriptor(spec: ParamSpec) -> ParameterDescriptor:

@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mp3d_ros.params import flatten
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.validate_full_topic_name import validate_full_topic_name
 from rclpy.validate_namespace import validate_namespace
@@ -95,22 +96,12 @@ def installed_files() -> dict[str, str]:
     return files
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def yaml_parameters() -> set[str]:
     """Every parameter of config/*.yaml: leaf names and dotted names (tracker.max_age_s)."""
     names: set[str] = set()
     for path in (PKG / "config").glob("*.yaml"):
         for node in yaml.safe_load(path.read_text()).values():
-            for dotted in _flatten(node["ros__parameters"]):
+            for dotted in flatten(node["ros__parameters"]):
                 names.update({dotted, dotted.rsplit(".", 1)[-1]})
     return names
 
@@ -581,7 +572,7 @@ def resolve_node(p: Process) -> ResolvedNode:
             assert keys, f"{fqn}: no section of {item} applies to it (keys: {list(doc)})"
             given = {}
             for k in keys:
-                given.update(_flatten(doc[k]["ros__parameters"]))
+                given.update(flatten(doc[k]["ros__parameters"]))
         for key, value in given.items():
             assert key in declared[p.executable] or key in ROS_BUILTIN_PARAMETERS, (
                 f"{fqn}: parameter {key!r} is not declared by {p.executable}")
