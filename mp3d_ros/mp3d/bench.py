@@ -489,7 +489,8 @@ def report(res: dict) -> list[str]:
     m, peer, backends = res["machine"], res["peer"], res["backends"]
     keys = [str(n) for n in res["counts"]]
     lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads, load "
-             f"{m['load_1min']} at the start, {m['load_1min_end']} at the end; torch {m['torch']}, onnxruntime {m['onnxruntime']}"
+             f"{m['load_1min']} at the start, {m['load_1min_end']} at the end (its own work "
+             f"included); torch {m['torch']}, onnxruntime {m['onnxruntime']}"
              f"{', GPU ' + m['gpu'] if m['gpu'] else ''}",
              f"frames: {res['frames']} real ({res['size']} JPEG from the demo clip, decode "
              f"{res['decode_p50_ms']:.2f} ms p50, included), {res['frames']} composites per "
@@ -504,7 +505,7 @@ def report(res: dict) -> list[str]:
     if peer is None:
         lines.append(f"peer: not run ({res['peer_absent']})")
     else:
-        lines.append(f"{'peer (YOLO11n+BlazePose)':22s} {'cpu':7s} {1:5d} {peer['p50_ms']:8.1f} "
+        lines.append(f"{'peer (YOLO+BlazePose)':22s} {'cpu':7s} {1:5d} {peer['p50_ms']:8.1f} "
                      f"{peer['p95_ms']:8.1f} {1000 / peer['p50_ms']:7.1f} {'-':>8s} "
                      f"{peer['people_per_frame']:7.2f}")
     ours = res["ours_backend"]
