@@ -7,7 +7,8 @@
 #   then the tests marked `teacher` run in .venv-teacher (no ROS). Tests marked `cuda` run on a GPU
 #   machine: scripts/gpu_check.sh. With a single --distro, that distro runs the whole main suite.
 # Extra args go to every pytest run. A run that selects no test (pytest's exit 5, e.g. -k that
-# matches only core tests) is noted, not failed, unless no run selected any.
+# matches only core tests) is noted, not failed, unless no run selected any. It closes with one
+# line per run (time and counts) and "total: N passed, N failed".
 # Usage: bash scripts/test.sh [--distro kilted|jazzy|all] [-k PATTERN] [pytest args]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,41 +36,67 @@ bash "$ROOT/scripts/setup.sh" --distro "$DISTRO" --teacher
 echo "[test] setup: $((SECONDS - T0)) s"
 cd "$ROOT"
 
-SUMMARY=() FAILED=0 RAN=0
-note() {  # note NAME RC SECONDS
-  local what="passed"
+SUMMARY=() FAILED=0 RAN=0 NPASS=0 NFAIL=0 NSKIP=0
+LOGS="$(mktemp -d)"
+trap 'rm -rf "$LOGS"' EXIT
+count() {  # count WORD LOG: the number before WORD on pytest's closing line (empty when absent)
+  { grep -E ' in [0-9.]+s( \([0-9:]+\))?( =+)?$' "$2" | tail -n 1 | grep -Eo "[0-9]+ $1" \
+    | cut -d' ' -f1; } || true
+}
+note() {  # note NAME RC SECONDS LOG
+  local what="passed" p f e s
   case "$2" in
     0) RAN=1 ;;
     5) what="no test selected" ;;
     *) what="FAILED (pytest exit $2)"; RAN=1; [ "$FAILED" != 0 ] || FAILED="$2" ;;
   esac
-  SUMMARY+=("[test] $1: $what in $3 s")
+  p=$(count passed "$4") f=$(count failed "$4") e=$(count error "$4") s=$(count skipped "$4")
+  NPASS=$((NPASS + ${p:-0})) NFAIL=$((NFAIL + ${f:-0} + ${e:-0})) NSKIP=$((NSKIP + ${s:-0}))
+  SUMMARY+=("[test] $1: $what in $3 s (${p:-0} passed, $((${f:-0} + ${e:-0})) failed)")
   echo "${SUMMARY[-1]}"
+}
+# run NAME LOG COMMAND...: the command's output to the terminal and LOG; its exit status in RC.
+run() {
+  local log="$2"
+  shift 2
+  set +e
+  "$@" 2>&1 | tee "$log"
+  RC=${PIPESTATUS[0]}
+  set -e
 }
 
 MARK="not teacher and not cuda"
-for d in "${DISTROS[@]}"; do
-  t=$SECONDS rc=0
-  ( export MP3D_DISTRO="$d"
+distro_run() {  # distro_run DISTRO MARK
+  ( export MP3D_DISTRO="$1"
     # shellcheck disable=SC1091
     . "$ROOT/scripts/env.sh" || exit 3
-    echo "[test] $d: pytest -m \"$MARK\" (ros-rclpy $(python -c \
+    echo "[test] $1: pytest -m \"$2\" (ros-rclpy $(python -c \
       'import importlib.metadata as m; print(m.version("ros-rclpy"))'))"
-    exec python -m pytest mp3d_ros/test -m "$MARK" ${ARGS[@]+"${ARGS[@]}"}
-  ) || rc=$?
-  if [ "$MARK" = "not teacher and not cuda" ]; then note "$d (whole suite)" "$rc" $((SECONDS - t))
-  else note "$d (tests marked ros)" "$rc" $((SECONDS - t)); fi
+    exec python -m pytest mp3d_ros/test -m "$2" ${ARGS[@]+"${ARGS[@]}"}
+  )
+}
+for d in "${DISTROS[@]}"; do
+  t=$SECONDS
+  run "$d" "$LOGS/$d.log" distro_run "$d" "$MARK"
+  if [ "$MARK" = "not teacher and not cuda" ]; then what="whole suite"; else what="tests marked ros"; fi
+  note "$d ($what)" "$RC" $((SECONDS - t)) "$LOGS/$d.log"
   MARK="ros and not teacher and not cuda"  # the ROS-free core has run once
 done
 
-t=$SECONDS rc=0
-( _mp3d_leave "$ROOT"
-  exec "$ROOT/.venv-teacher/bin/python" -m pytest mp3d_ros/test/test_teachers.py \
-    mp3d_ros/test/test_backbones.py -m teacher ${ARGS[@]+"${ARGS[@]}"}
-) || rc=$?
-note "teacher (.venv-teacher)" "$rc" $((SECONDS - t))
+teacher_run() {
+  ( _mp3d_leave "$ROOT"
+    exec "$ROOT/.venv-teacher/bin/python" -m pytest mp3d_ros/test/test_teachers.py \
+      mp3d_ros/test/test_backbones.py -m teacher ${ARGS[@]+"${ARGS[@]}"}
+  )
+}
+t=$SECONDS
+run teacher "$LOGS/teacher.log" teacher_run
+note "teacher (.venv-teacher)" "$RC" $((SECONDS - t)) "$LOGS/teacher.log"
 
 printf '%s\n' "${SUMMARY[@]}"
 echo "[test] total: $((SECONDS - T0)) s"
+TOTAL="total: $NPASS passed, $NFAIL failed"
+[ "$NSKIP" = 0 ] || TOTAL+=", $NSKIP skipped"
+echo "$TOTAL"
 if [ "$FAILED" != 0 ]; then exit "$FAILED"; fi
 if [ "$RAN" = 0 ]; then exit 5; fi
