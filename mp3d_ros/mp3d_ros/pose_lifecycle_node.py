@@ -20,6 +20,7 @@ import sys
 import threading
 
 import rclpy
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
 
@@ -33,6 +34,24 @@ class PoseLifecycleNode(LifecycleNode):
         super().__init__("pose_node")
         self.cfg = self.est = self.wiring = None
         self.finalized = threading.Event()
+        self._guard_change_state()
+
+    def _guard_change_state(self) -> None:
+        """Answer a transition that is not valid from the current state with success=False.
+        Kilted's rclpy does; Jazzy's (7.1) raises RCLError out of the service callback, which
+        ends the executor and so the node."""
+        service = self._service_change_state
+        inner = service.callback
+
+        def guarded(request, response):
+            try:
+                return inner(request, response)
+            except _rclpy.RCLError as exc:
+                self.get_logger().warning(f"transition {request.transition.id} refused: {exc}")
+                response.success = False
+                return response
+
+        service.callback = guarded
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
