@@ -41,6 +41,7 @@ def bench(backends: list[str], device: str, rates: list[float], frames: int, wid
                 print(f"{backend} on {device} at {hz:g} Hz ...", file=sys.stderr, flush=True)
                 s = load_run(frames, width, height, hz / HZ,
                              {"backend": backend, "device": device}, bag=bag)
+                s.pop("bag_s")  # the bag is made once, above
                 runs.append({"backend": backend, "device": device, **s})
     return runs
 
