@@ -54,7 +54,7 @@ def table(runs: list[dict]) -> list[str]:
     for r in runs:
         dropped = sum(r["dropped"].values())
         lines.append(
-            f"{r['backend']:12s} {r['device']:6s} {r['rate_hz']:7g} {r['output_hz']:7.1f} "
+            f"{r['backend']:12s} {r['device']:6s} {r['rate_hz']:7g} {r['output_hz'] or 0.0:7.1f} "
             f"{r['latency_ms_mean']:9.0f} / {r['latency_ms_max']:<8.0f} "
             f"{r['player_to_people_ms_p50']:13} / {r['player_to_people_ms_p95']:<10} "
             f"{r['processing_ms_mean']:8.1f} {dropped:4d}/{r['received']:<4d} "

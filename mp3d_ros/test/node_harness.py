@@ -107,7 +107,10 @@ def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> List
     node = start_node(env, "image_reliability:=reliable", *params)
     lis = Listener(env)
     try:
-        assert lis.spin_until(lambda: lis.node.count_publishers("/people") > 0, 30, [node])
+        # every output the listener records is discovered before the first frame is played
+        outputs = ["/people", "/people/markers", "/diagnostics"]
+        assert lis.spin_until(lambda: all(lis.node.count_publishers(t) > 0 for t in outputs),
+                              30, [node])
         play = subprocess.Popen([sys.executable, "-m", "mp3d_ros.player", str(bag),
                                  "--wait-for-subscribers", "20", "--rate", str(rate)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -42,10 +42,19 @@ def _randomise_bn(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return net.eval()
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These tests run torch on one thread; the count is put back after each (a test later in
+    the same process, e.g. replay against the live node, must run as the node does)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 @pytest.mark.parametrize("wh", [(512, 384), (640, 480)])
 def test_shapes_channels_and_parameter_count(name, wh):
-    torch.set_num_threads(1)
     kwargs, channels, n_params = VARIANTS[name]
     net = Yolo11Backbone(**kwargs).eval()
     assert net.out_channels == channels
@@ -69,7 +78,6 @@ def test_onnx_export_matches_torch(tmp_path):
     """The full network (attention included) exports at opset 17 and ONNX Runtime agrees."""
     import onnxruntime as ort
 
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     net = _randomise_bn(Yolo11Backbone(neck=True))
     x = torch.rand(1, 3, 384, 512)
@@ -144,7 +152,6 @@ def test_extracted_weights_match_ultralytics_on_a_real_frame(vtest_video, tmp_pa
     assert ckpt["licence"].startswith("AGPL-3.0")
     assert ckpt["source_sha256"] == hashlib.sha256(Path(ckpt["source"]).read_bytes()).hexdigest()
 
-    torch.set_num_threads(1)
     _offline_ultralytics_env()
     from ultralytics import YOLO
 

@@ -9,7 +9,8 @@ YAML. Bad input and faults: test_node_hardening.py.
 
 from __future__ import annotations
 
-import argparse
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -169,16 +170,15 @@ def test_live_node_and_replay_publish_the_same_people(clip_bag, ros_env, tmp_pat
     """The one-pipeline test: the clip played by `mp3d play` into the live node, and `mp3d
     replay` of the same bag with the node's parameters, give the same people for every frame:
     same stamps and frame ids, same track ids, joints within 1e-6 m."""
-    from mp3d_ros import replay
-
     lis = play_clip(clip_bag, ros_env, 0.25, "image_queue_depth:=20")
     live = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in lis.people}
     assert len(live) == FRAMES, f"the live node answered {len(live)} of {FRAMES} frames"
-    parser = argparse.ArgumentParser()
-    replay.add_arguments(parser)
     out = tmp_path / "replayed"
-    assert replay.run(parser.parse_args([str(clip_bag), str(out), "--params-file", str(CONFIG),
-                                         "--device", "cpu", "--no-progress"])) == 0
+    # a real process, as the node is (same torch threads, nothing shared with this one)
+    res = subprocess.run([sys.executable, "-m", "mp3d.cli", "replay", str(clip_bag), str(out),
+                          "--params-file", str(CONFIG), "--device", "cpu", "--no-progress"],
+                         env=ros_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
     offline = {(m.header.stamp.sec, m.header.stamp.nanosec): m
                for _, _, _, m in bagio.read_messages(out, ["/people"])}
     assert sorted(offline) == sorted(live)
