@@ -52,9 +52,10 @@ def table(runs: list[dict]) -> list[str]:
              f"{'latency mean/max ms':>20s} {'player->people p50/p95 ms':>26s} "
              f"{'proc ms':>8s} {'dropped':>9s} {'lost':>5s}"]
     for r in runs:
+        r = {k: float("nan") if v is None else v for k, v in r.items()}  # a run with no output
         dropped = sum(r["dropped"].values())
         lines.append(
-            f"{r['backend']:12s} {r['device']:6s} {r['rate_hz']:7g} {r['output_hz'] or 0.0:7.1f} "
+            f"{r['backend']:12s} {r['device']:6s} {r['rate_hz']:7g} {r['output_hz']:7.1f} "
             f"{r['latency_ms_mean']:9.0f} / {r['latency_ms_max']:<8.0f} "
             f"{r['player_to_people_ms_p50']:13} / {r['player_to_people_ms_p95']:<10} "
             f"{r['processing_ms_mean']:8.1f} {dropped:4d}/{r['received']:<4d} "

@@ -104,7 +104,8 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> tuple[int, str]:
 def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> Listener:
     """Play the clip into a fresh node at ``rate``; stop the node with SIGTERM (asserting exit 0)
     once it has reported its last output. Returns the listener with what came out."""
-    node = start_node(env, "image_reliability:=reliable", *params)
+    # a deep subscription queue: no frame is lost in transport, the node's mailbox drops
+    node = start_node(env, "image_reliability:=reliable", "image_queue_depth:=20", *params)
     lis = Listener(env)
     try:
         # every output the listener records is discovered before the first frame is played

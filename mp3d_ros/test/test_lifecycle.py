@@ -36,6 +36,15 @@ class Managed:
             depth=10, reliability=ReliabilityPolicy.RELIABLE))
         assert self.lis.spin_until(lambda: self.change.service_is_ready()
                                    and self.get.service_is_ready(), 30, [self.proc])
+        # A service is "ready" once its request topic is matched; the reply topic may match a
+        # moment later, and a reply sent before that is lost: answer a get_state first.
+        for _ in range(10):
+            future = self.get.call_async(GetState.Request())
+            if self.lis.spin_until(future.done, 3, [self.proc]):
+                break
+        else:
+            raise AssertionError("get_state never answered")
+        self.lis.spin_until(lambda: False, 0.5)
 
     def call(self, client, request):
         future = client.call_async(request)

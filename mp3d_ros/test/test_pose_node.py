@@ -104,7 +104,7 @@ def test_clip_people_tracks_markers_diagnostics_and_sigterm(clip_bag, ros_env):
 def test_frames_arriving_faster_than_processing_are_dropped_not_queued(clip_bag, ros_env):
     # 100 Hz, a frame per 10 ms, into a subscription deep enough to hold all (reliable): the
     # node's mailbox must replace the frames that arrive while it is busy.
-    lis = play_clip(clip_bag, ros_env, 10.0, "image_queue_depth:=20")
+    lis = play_clip(clip_bag, ros_env, 10.0)
     last = lis.diags[-1]
     stamps = _stamps(lis.people)
     inputs = [(h.stamp.sec, h.stamp.nanosec) for h in map(header, range(FRAMES))]
@@ -170,7 +170,7 @@ def test_live_node_and_replay_publish_the_same_people(clip_bag, ros_env, tmp_pat
     """The one-pipeline test: the clip played by `mp3d play` into the live node, and `mp3d
     replay` of the same bag with the node's parameters, give the same people for every frame:
     same stamps and frame ids, same track ids, joints within 1e-6 m."""
-    lis = play_clip(clip_bag, ros_env, 0.25, "image_queue_depth:=20")
+    lis = play_clip(clip_bag, ros_env, 0.25)
     live = {(m.header.stamp.sec, m.header.stamp.nanosec): m for m in lis.people}
     assert len(live) == FRAMES, f"the live node answered {len(live)} of {FRAMES} frames"
     out = tmp_path / "replayed"

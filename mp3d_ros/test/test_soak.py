@@ -33,15 +33,15 @@ def test_reduced_soak_accounts_for_every_frame_and_memory_is_flat(ros_env):
 
 def test_node_benchmark_smoke(ros_env):
     res = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_node.py"), "--rates",
-                          "30", "--frames", "30", "--backends", "onnxruntime", "--size",
+                          "15", "--frames", "60", "--backends", "onnxruntime", "--size",
                           "320x240", "--json"], env=ros_env, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=180)
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     (run,) = out["runs"]
-    assert run["backend"] == "onnxruntime" and run["rate_hz"] == 30
+    assert run["backend"] == "onnxruntime" and run["rate_hz"] == 15
     assert run["backend_reported"].startswith("onnxruntime"), run
-    assert run["received"] == 30 and run["unaccounted"] == 0 and run["output_hz"] > 0, run
+    assert run["received"] == 60 and run["unaccounted"] == 0 and run["output_hz"] > 0, run
     assert run["latency_ms_mean"] > 0 and run["player_to_people_ms_p50"] > 0, run
     assert out["machine"]["cores"] >= 1
     assert any(line.startswith("onnxruntime") for line in res.stdout.splitlines())
