@@ -63,8 +63,10 @@ class Listener:
         self.diag_status: list[tuple[int, str]] = []  # (level, message)
         self.people_sub = self.node.create_subscription(Person3DArray, "/people",
                                                         self.people.append, qos)
-        self.node.create_subscription(MarkerArray, "/people/markers", self.markers.append, qos)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.on_diag, qos)
+        self.markers_sub = self.node.create_subscription(MarkerArray, "/people/markers",
+                                                         self.markers.append, qos)
+        self.diag_sub = self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                                      self.on_diag, qos)
         self.node.create_subscription(Image, "/people/debug_image", self.debug.append, qos)
 
     def on_diag(self, msg: DiagnosticArray) -> None:
@@ -108,9 +110,9 @@ def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> List
     node = start_node(env, "image_reliability:=reliable", "image_queue_depth:=20", *params)
     lis = Listener(env)
     try:
-        # every output the listener records is discovered before the first frame is played
-        outputs = ["/people", "/people/markers", "/diagnostics"]
-        assert lis.spin_until(lambda: all(lis.node.count_publishers(t) > 0 for t in outputs),
+        # every output the listener records is matched (not only discovered) before playing
+        subs = [lis.people_sub, lis.markers_sub, lis.diag_sub]
+        assert lis.spin_until(lambda: all(s.get_publisher_count() > 0 for s in subs),
                               30, [node])
         play = subprocess.Popen([sys.executable, "-m", "mp3d_ros.player", str(bag),
                                  "--wait-for-subscribers", "20", "--rate", str(rate)], env=env,
