@@ -31,6 +31,17 @@ PY="${PYTHON:-python3}"
 
 hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
 
+# need_disk GB WHAT: stop with one line, before pip starts, when the disk holding the tree has less
+# than GB free (pip's own error is an OSError halfway through an install).
+need_disk() {
+  local free_gb
+  free_gb=$(df -Pk "$ROOT" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+  if [ "$free_gb" -lt "$1" ]; then
+    echo "setup: $2 needs about $1 GB free on the disk of $ROOT; $free_gb GB are free" >&2
+    exit 2
+  fi
+}
+
 # shellcheck disable=SC1091
 . "$ROOT/scripts/distro.sh"  # _mp3d_distro_paths, _mp3d_leave: the same table as env.sh and test.sh
 if [ "$DISTRO" = all ]; then
@@ -57,6 +68,7 @@ setup_distro() {  # runs in a subshell: each distro's venv and paths stay its ow
   local req_hash
   req_hash="$(hash_of "$REQ" requirements-core.txt "$LOCK")"
   if [ "$(cat "$VENV/.mp3d-req" 2>/dev/null)" != "$req_hash" ]; then
+    need_disk 3 "the $distro virtual environment ($VENV)"
     echo "[setup $distro] installing pinned requirements (about a minute)"
     python -m pip install -q --upgrade pip
     python -m pip install -q -r "$REQ" -c "$LOCK"
@@ -110,6 +122,7 @@ if [ "$TEACHER" = 1 ]; then
   TVENV="$ROOT/.venv-teacher"
   T_HASH="$(hash_of requirements-teacher.txt)"
   if [ "$(cat "$TVENV/.mp3d-req" 2>/dev/null)" != "$T_HASH" ]; then
+    need_disk 9 "the teacher extra ($TVENV, about 7 GB)"
     echo "[setup] installing the teacher extra into $TVENV (about 95 s)"
     [ -x "$TVENV/bin/python" ] || "$PY" -m venv "$TVENV"
     "$TVENV/bin/python" -m pip install -q --upgrade pip
