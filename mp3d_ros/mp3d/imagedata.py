@@ -286,23 +286,26 @@ class VideoDataset(ImageDataset):
 
     def _iter_indices(self, indices: Sequence[int]) -> Iterator[Frame]:
         """Sequential reading with a private capture: frames are grabbed in order and decoded
-        only if their ``rgb`` is read before the iterator moves on (else by seeking)."""
+        only if their ``rgb`` is read before the iterator moves on (else by seeking). A frame
+        that cannot be grabbed is still yielded, and reading its ``rgb`` seeks to it (OSError
+        if that fails too: `mp3d.pool.FrameSkips` counts it); the next frame seeks past it."""
         indices = list(indices)
         if not indices:
             return
         cap = self._open()
         try:
-            pos = 0  # index of the next frame grab() returns
+            pos: int | None = 0  # index of the next frame grab() returns; None: unknown, seek
             current = [-1]  # frame the capture holds, decodable by retrieve()
             for i in indices:
-                if i < pos or i - pos > self.seek_ahead:  # backwards or far ahead: seek
+                if pos is None or i < pos or i - pos > self.seek_ahead:  # seek
                     cap.set(cv2.CAP_PROP_POS_FRAMES, i)
                     pos = i
-                while pos <= i:
-                    if not cap.grab():
-                        raise OSError(f"{self.path}: cannot read frame {pos}")
+                while pos <= i and cap.grab():
                     pos += 1
-                current[0] = i
+                if pos <= i:  # grab() failed on the way to frame i
+                    current[0], pos = -1, None
+                else:
+                    current[0] = i
 
                 def load(i: int = i) -> np.ndarray:
                     if current[0] == i:

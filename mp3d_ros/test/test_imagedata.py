@@ -66,6 +66,36 @@ def test_video_dataset_frames_stamps_and_random_access(vtest_path: Path):
     ds.close()
 
 
+def test_video_frames_that_cannot_be_grabbed_are_skipped_not_the_end(tmp_path: Path):
+    """A video cut short after it was opened (a copy still being written): sequential reading
+    yields every frame; those past the cut raise OSError on reading, which FrameSkips counts,
+    and the frames before it are the pixels written."""
+    from mp3d.pool import FrameSkips
+
+    path = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(40):
+        writer.write(np.full((48, 64, 3), 6 * i, np.uint8))
+    writer.release()
+    ds = VideoDataset(path)
+    assert len(ds) == 40
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    skips = FrameSkips()
+    rgbs = [skips.read(frame) for frame in ds]
+    assert len(rgbs) == 40
+    good = [i for i, rgb in enumerate(rgbs) if rgb is not None]
+    assert 5 < len(good) < 35 and good == list(range(len(good)))  # the frames before the cut
+    for i in good:
+        assert abs(float(rgbs[i].mean()) - 6 * i) < 3  # MJPG is lossy
+    assert dict(skips.counts) == {"unreadable": 40 - len(good)}
+    assert skips.summary(40).startswith(
+        f"skipped {40 - len(good)} of 40 frames: unreadable {40 - len(good)} (first: frame "
+        f"cut.avi:frame_{len(good):06d}: unreadable: ")
+    with pytest.raises(OSError, match="cannot read frame 39"):
+        ds.read_rgb(39)
+
+
 def test_split_by_time_boundaries(vtest_path: Path):
     ds = VideoDataset(vtest_path)
     train, val = split_by_time(ds, 0.0, 0.75), split_by_time(ds, 0.75, 1.0)
