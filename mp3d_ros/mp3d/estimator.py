@@ -137,14 +137,16 @@ class Estimator:
     def __init__(self, checkpoint: str | Path, device: str = "cpu",
                  peak_threshold: float | None = None, max_people: int | None = None,
                  onnx: str | Path | None = None, backend: str | None = None,
-                 fp16: bool = False):
+                 fp16: bool = False, threads: int = 0):
         """checkpoint: student .pt; device: 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when
         present, else the CPU, said once in :attr:`notes`); backend (:data:`BACKENDS`): 'torch',
         'onnxruntime' (ONNX Runtime, CPU or CUDA provider) or 'tensorrt' (ONNX Runtime's TensorRT
         provider, CUDA only; engines cached in mp3d.paths.cache_dir()); default 'torch', or
         'onnxruntime' when onnx is given; onnx: the checkpoint's export (mp3d export); None with
         an ONNX backend: exported once into the cache; fp16: float16 on CUDA (torch autocast,
-        a float16 export for ONNX Runtime, float16 engines for TensorRT). Bad files raise
+        a float16 export for ONNX Runtime, float16 engines for TensorRT); threads: ONNX
+        Runtime's intra-op threads on the CPU (0: its default, one per physical core; torch's
+        count is the process's, torch.set_num_threads). Bad files raise
         FileNotFoundError / ValueError, one line naming the file (docs/model_files.md); a backend
         or device this machine lacks raises DeviceUnavailableError, one line."""
         backend = backend or ("onnxruntime" if onnx is not None else "torch")
@@ -159,7 +161,9 @@ class Estimator:
                                          f"{self.device} (asked: {device!r})")
         if fp16 and self.device.type != "cuda":
             raise ValueError(f"fp16 is for CUDA devices, the device is {self.device}")
-        self.backend, self.fp16 = backend, bool(fp16)
+        if not (isinstance(threads, int) and threads >= 0):
+            raise ValueError(f"threads must be an int >= 0 (0: the default), got {threads!r}")
+        self.backend, self.fp16, self.threads = backend, bool(fp16), threads
         provider = "tensorrt" if backend == "tensorrt" else self.device.type
         if backend != "torch":
             from mp3d.export import ort_providers
@@ -179,17 +183,20 @@ class Estimator:
             if onnx is None:
                 onnx = cached_export(self.path, self.sha256, dynamic_batch=True,
                                      fp16=self.fp16 and backend == "onnxruntime")
-            self.dense = OnnxDense(onnx, self.sha256, self.input_size, provider=provider,
-                                   trt_fp16=self.fp16)
+            self.dense = OnnxDense(onnx, self.sha256, self.input_size, threads=threads,
+                                   provider=provider, trt_fp16=self.fp16)
         if peak_threshold is not None:
             self.maps = replace(self.maps, peak_threshold=float(peak_threshold))
         if max_people is not None:
             self.maps = replace(self.maps, max_people=int(max_people))
 
     def describe(self) -> str:
-        """What runs, for logs and diagnostics: e.g. 'onnxruntime on cpu' or 'torch on cuda:0
-        (fp16)'."""
-        return f"{self.backend} on {self.device}{' (fp16)' if self.fp16 else ''}"
+        """What runs, for logs and diagnostics: e.g. 'onnxruntime on cpu', 'onnxruntime on cpu
+        (2 threads)' or 'torch on cuda:0 (fp16)'."""
+        out = f"{self.backend} on {self.device}{' (fp16)' if self.fp16 else ''}"
+        if self.threads and self.backend != "torch" and self.device.type == "cpu":
+            out += f" ({self.threads} thread{'s' if self.threads > 1 else ''})"
+        return out
 
     def preprocess(self, rgb: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """HxWx3 uint8 RGB, both sides >= 1 px -> letterboxed input (h, w, 3) uint8 and the

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped
 from mp3d.depth import DepthConfig, refine_with_depth
@@ -40,6 +41,7 @@ from mp3d.draw import draw_skeleton_2d
 from mp3d.estimator import Estimator
 from mp3d.geometry import CameraCalibration, FallbackCamera, resolve_intrinsics
 from mp3d.imagecodec import ImageConversionError, depth_to_metres, msg_to_rgb
+from mp3d.paths import default_model
 from mp3d.people import Person
 from mp3d.tracking import Tracker
 from sensor_msgs.msg import Image
@@ -74,6 +76,19 @@ class FrameResult:
     debug_image: Image | None
     intrinsics_source: str
     transforms: list[TransformStamped] = field(default_factory=list)
+
+
+def make_estimator(cfg: PoseNodeConfig) -> Estimator:
+    """The Estimator the node and the replay run for ``cfg`` (model, device, backend, fp16, onnx,
+    thresholds, cpu_threads). cpu_threads > 0 also sets the process's torch threads: call it
+    from a process of its own (the node, the replay). Raises FileNotFoundError, ValueError,
+    RuntimeError or OSError, one line (a DeviceUnavailableError is a RuntimeError)."""
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    return Estimator(cfg.model or default_model("student.pt"), device=cfg.device,
+                     peak_threshold=cfg.peak_threshold or None, max_people=cfg.max_people or None,
+                     onnx=cfg.onnx or None, backend=cfg.backend, fp16=cfg.fp16,
+                     threads=cfg.cpu_threads)
 
 
 def stamp_ns(header: object) -> int:

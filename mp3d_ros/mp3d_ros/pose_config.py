@@ -39,6 +39,7 @@ class PoseNodeConfig:
     backend: str = "torch"
     fp16: bool = False
     onnx: str = ""
+    cpu_threads: int = 0
     image_transport: str = "raw"
     image_reliability: str = "best_effort"
     image_queue_depth: int = 1
@@ -66,10 +67,12 @@ class PoseNodeConfig:
     markers: MarkerConfig = field(default_factory=MarkerConfig)
 
     def __post_init__(self) -> None:
-        for spec in PARAMETERS:
-            if spec.choices and _get(self, spec.name) not in spec.choices:
-                raise ValueError(f"{spec.name}={_get(self, spec.name)!r} not one of "
-                                 f"{spec.choices}")
+        for spec in PARAMETERS:  # the node's descriptors check these too; the replay has only this
+            value = _get(self, spec.name)
+            if spec.choices and value not in spec.choices:
+                raise ValueError(f"{spec.name}={value!r} not one of {spec.choices}")
+            if spec.low is not None and not spec.low <= value <= spec.high:
+                raise ValueError(f"{spec.name}={value!r} not in [{spec.low}, {spec.high}]")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ _DOCS: dict[str, tuple] = {
     "fp16": ("Float16 on CUDA (torch autocast, a float16 export, float16 TensorRT engines).",),
     "onnx": ("The model's ONNX export (mp3d export) for the ONNX backends; empty: exported once "
              "into the cache (~/.cache/mp3d or $MP3D_CACHE).",),
+    "cpu_threads": ("Threads of the network and decoding on the CPU (ONNX Runtime's session "
+                    "and the process's torch threads); 0: the libraries' defaults, one per "
+                    "core. Set it to leave cores to other nodes.", 0, 1024),
     "image_transport": ("'raw': sensor_msgs/Image on 'image'; 'compressed': CompressedImage on "
                         "'image/compressed'.", ("raw", "compressed")),
     "image_reliability": ("QoS reliability of the image and camera_info subscriptions "

@@ -36,7 +36,6 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mp3d.estimator import Estimator
-from mp3d.paths import default_model
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -46,7 +45,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from mp3d_msgs.msg import Person3DArray
-from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, stamp_ns
+from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, make_estimator, stamp_ns
 from mp3d_ros.pose_config import PoseNodeConfig, read_config
 
 EXIT_OK, EXIT_STARTUP = 0, 2
@@ -292,9 +291,7 @@ def load(node: Node) -> tuple[PoseNodeConfig, Estimator]:
     cfg = read_config(node)
     if cfg.publish_tf:
         require_tf2_msgs()
-    est = Estimator(cfg.model or str(default_model("student.pt")), device=cfg.device,
-                    peak_threshold=cfg.peak_threshold or None, max_people=cfg.max_people or None,
-                    onnx=cfg.onnx or None, backend=cfg.backend, fp16=cfg.fp16)
+    est = make_estimator(cfg)
     for note in est.notes:
         node.get_logger().warning(note)
     node.get_logger().info(f"model {est.path} ({est.describe()})")

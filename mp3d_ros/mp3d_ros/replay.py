@@ -76,6 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--onnx", help="the model's ONNX export for the ONNX backends "
                         "(default: exported into the cache)")
     parser.add_argument("--fp16", action="store_true", help="float16 on CUDA")
+    parser.add_argument("--cpu-threads", type=int, help="CPU threads of the network and "
+                        "decoding (default: the parameters', else one per core)")
     parser.add_argument("--threshold", type=float,
                         help="person score threshold (default: the checkpoint's)")
     parser.add_argument("--max-people", type=int, help="default: the checkpoint's")
@@ -153,7 +155,8 @@ def node_config(args: argparse.Namespace) -> Any:
         if args.params_file:
             values.update(read_params_file(args.params_file))
         given = {"model": args.model, "device": args.device, "backend": args.backend,
-                 "onnx": args.onnx, "fp16": args.fp16 or None, "peak_threshold": args.threshold,
+                 "onnx": args.onnx, "fp16": args.fp16 or None, "cpu_threads": args.cpu_threads,
+                 "peak_threshold": args.threshold,
                  "max_people": args.max_people, "fallback_fx": args.fx, "fallback_fy": args.fy,
                  "fallback_cx": args.cx, "fallback_cy": args.cy}
         values.update({k: v for k, v in given.items() if v is not None})
@@ -222,12 +225,10 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     """Run the replay described by ``args`` (see :func:`add_arguments`); returns a summary.
     Raises ReplayError (or bagio.BagError) before anything is written when the input is unusable,
     and at the first bad frame with ``--strict``."""
-    from mp3d.estimator import Estimator
-    from mp3d.paths import default_model
     from rclpy.serialization import serialize_message
 
     from mp3d_ros import bagio
-    from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, stamp_ns
+    from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, make_estimator, stamp_ns
 
     src, dst = Path(in_bag).resolve(), Path(out_bag).resolve()
     if dst == src or src in dst.parents:
@@ -243,10 +244,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     cfg = node_config(args)
     store = bagio.default_typestore()
     try:
-        estimator = Estimator(cfg.model or default_model("student.pt"), device=cfg.device,
-                              peak_threshold=cfg.peak_threshold or None,
-                              max_people=cfg.max_people or None, onnx=cfg.onnx or None,
-                              backend=cfg.backend, fp16=cfg.fp16)
+        estimator = make_estimator(cfg)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
         raise ReplayError(f"cannot load the model: {exc}") from exc
 

@@ -190,6 +190,17 @@ def test_onnx_backend_exports_into_the_cache_once_and_matches_torch(tmp_path, mo
         available_backends()
 
 
+def test_onnx_runtime_threads_are_the_callers(exports, frames, torch_est):
+    rgbs, intr = frames
+    one = Estimator(STUDENT, backend="onnxruntime", onnx=exports["dynamic"], threads=1)
+    assert one.dense.session.get_session_options().intra_op_num_threads == 1
+    assert one.describe() == "onnxruntime on cpu (1 thread)"
+    assert _joint_diff(torch_est.estimate_batch(rgbs, intr), one.estimate_batch(rgbs, intr)) \
+        < JOINT_TOL_M
+    with pytest.raises(ValueError, match=r"threads must be an int >= 0 \(0: the default\), got -1"):
+        Estimator(STUDENT, backend="onnxruntime", onnx=exports["dynamic"], threads=-1)
+
+
 def test_other_input_size_is_refused(exports):
     with pytest.raises(ValueError) as info:
         OnnxDense(exports["b1"], SHIPPED_SHA256["student.pt"], (512, 384))

@@ -188,3 +188,32 @@ def test_a_dead_worker_is_restarted():
     assert fake.worker is fresh and fake.counts["worker_restarts"] == 1
     PoseNode.ensure_worker(fake)  # alive: left alone
     assert fake.counts["worker_restarts"] == 1
+
+
+def test_node_and_replay_make_one_estimator_with_their_cpu_threads(tmp_path):
+    """`make_estimator` is what the node's load and the replay run: cpu_threads from the
+    parameters file, overridden by --cpu-threads, reaches ONNX Runtime and torch."""
+    import argparse
+
+    import torch
+    from mp3d_ros.frame_pipeline import make_estimator
+    from mp3d_ros.replay import add_arguments, node_config
+
+    params = tmp_path / "pose.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    backend: onnxruntime\n    cpu_threads: 2\n")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["in", "out", "--params-file", str(params)]
+    assert node_config(parser.parse_args(base)).cpu_threads == 2
+    cfg = node_config(parser.parse_args([*base, "--cpu-threads", "1"]))
+    assert (cfg.cpu_threads, cfg.backend, cfg.device) == (1, "onnxruntime", "cpu")
+    before = torch.get_num_threads()
+    try:
+        est = make_estimator(cfg)
+        assert torch.get_num_threads() == 1
+        assert est.dense.session.get_session_options().intra_op_num_threads == 1
+        assert est.describe() == "onnxruntime on cpu (1 thread)"
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="cpu_threads"):
+        PoseNodeConfig(cpu_threads=-1)
