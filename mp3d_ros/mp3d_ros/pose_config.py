@@ -69,6 +69,11 @@ class PoseNodeConfig:
     def __post_init__(self) -> None:
         for spec in PARAMETERS:  # the node's descriptors check these too; the replay has only this
             value = _get(self, spec.name)
+            want = type(spec.default)
+            if not (type(value) is want or (want is float and type(value) is int)):
+                article = "an" if want.__name__[0] in "aeiou" else "a"
+                raise ValueError(f"{spec.name}={value!r} is a {type(value).__name__}, expected "
+                                 f"{article} {want.__name__} like {spec.default!r}")
             if spec.choices and value not in spec.choices:
                 raise ValueError(f"{spec.name}={value!r} not one of {spec.choices}")
             if spec.low is not None and not spec.low <= value <= spec.high:

@@ -184,6 +184,22 @@ def test_existing_output_is_refused(src_bag: Path, tmp_path: Path,
     assert "outside the input bag" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("line, message", [
+    ("peak_threshold: 5.0", "peak_threshold=5.0 not in [0.0, 1.0]"),
+    ("peak_threshold: abc", "peak_threshold='abc' is a str, expected a float like 0.0"),
+    ("cpu_threads: 1.5", "cpu_threads=1.5 is a float, expected an int like 0"),
+    ("backend: openvino", "backend='openvino' not one of ('torch', 'onnxruntime', 'tensorrt')"),
+])
+def test_a_params_file_is_checked_as_the_node_checks_it(src_bag: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         line: str, message: str) -> None:
+    params = tmp_path / "pose.yaml"
+    params.write_text(f"/**:\n  ros__parameters:\n    {line}\n")
+    assert replay.run(_args(src_bag, tmp_path / "out", "--params-file", str(params))) == 2
+    assert capsys.readouterr().err == f"error: bad parameters: {message}\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_choose_topics_picks_the_image_and_its_camera_info() -> None:
     def topic(name: str, msgtype: str) -> bagio.BagTopic:
         return bagio.BagTopic(name, msgtype, 1)
