@@ -49,6 +49,7 @@ from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, make_estimator
 from mp3d_ros.pose_config import PoseNodeConfig, read_config
 
 EXIT_OK, EXIT_STARTUP = 0, 2
+OUTPUT_HISTORY = 100  # samples kept per output publisher (people, markers, diagnostics)
 THROTTLE_S = 5.0
 DEPTHS_KEPT = 30  # newest depth images kept for matching by stamp
 DROP_REASONS = ("bad_image", "estimator_error", "processing_error")
@@ -61,12 +62,16 @@ class PoseNode:
 
     def __init__(self, node: Node, cfg: PoseNodeConfig, est: Estimator) -> None:
         self.node, self.cfg, self.est, self.log = node, cfg, est, node.get_logger()
-        out_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        # Reliable, with a history deep enough that a sample lost on the wire to a subscriber
+        # that fell behind (a recorder on a loaded machine) can still be resent; with 10, a
+        # third of a second behind at 30 Hz was enough for DDS to give it up (a GAP). Small
+        # messages only: the debug image keeps a short history.
+        out_qos = QoSProfile(depth=OUTPUT_HISTORY, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_people = node.create_publisher(Person3DArray, "people", out_qos)
         self.pub_markers = (node.create_publisher(MarkerArray, "people/markers", out_qos)
                             if cfg.markers.enabled else None)
-        self.pub_debug = (node.create_publisher(Image, "people/debug_image", out_qos)
-                          if cfg.publish_debug_image else None)
+        self.pub_debug = (node.create_publisher(Image, "people/debug_image", QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE)) if cfg.publish_debug_image else None)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", out_qos)
         self.pub_tf = None
         if cfg.publish_tf:

@@ -156,15 +156,18 @@ def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> List
     node = start_node(env, "image_reliability:=reliable", "image_queue_depth:=20", *params)
     lis = Listener(env)
     try:
-        lis.base = warm_up(lis, node, "publish_debug_image:=true" in params)
+        debug = "publish_debug_image:=true" in params
+        lis.base = warm_up(lis, node, debug)
         play = subprocess.Popen([sys.executable, "-m", "mp3d_ros.player", str(bag),
                                  "--wait-for-subscribers", "20", "--rate", str(rate)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lis.spin_until(lambda: play.poll() is not None, 40, [node])
         assert play.returncode == 0, play.communicate()
-        # until the node has processed its last frame and reported it
+        # until the node has processed its last frame and reported it, and every output of
+        # every frame has been taken from this process's queues (people come first)
+        outputs = [lis.people, lis.markers, *([lis.debug] if debug else [])]
         lis.spin_until(lambda: lis.diags and lis.diags[-1]["output_rate_hz"] == "0.00"
-                       and lis.count("frames_out") == len(lis.people), 15, [node])
+                       and all(len(o) == lis.count("frames_out") for o in outputs), 15, [node])
         rc, err = stop(node)
         assert rc == 0, err
         assert "Traceback" not in err, err
