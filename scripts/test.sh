@@ -55,10 +55,10 @@ note() {  # note NAME RC SECONDS LOG
   SUMMARY+=("[test] $1: $what in $3 s (${p:-0} passed, $((${f:-0} + ${e:-0})) failed)")
   echo "${SUMMARY[-1]}"
 }
-# run NAME LOG COMMAND...: the command's output to the terminal and LOG; its exit status in RC.
+# run LOG COMMAND...: the command's output to the terminal and LOG; its exit status in RC.
 run() {
-  local log="$2"
-  shift 2
+  local log="$1"
+  shift
   set +e
   "$@" 2>&1 | tee "$log"
   RC=${PIPESTATUS[0]}
@@ -77,7 +77,7 @@ distro_run() {  # distro_run DISTRO MARK
 }
 for d in "${DISTROS[@]}"; do
   t=$SECONDS
-  run "$d" "$LOGS/$d.log" distro_run "$d" "$MARK"
+  run "$LOGS/$d.log" distro_run "$d" "$MARK"
   if [ "$MARK" = "not teacher and not cuda" ]; then what="whole suite"; else what="tests marked ros"; fi
   note "$d ($what)" "$RC" $((SECONDS - t)) "$LOGS/$d.log"
   MARK="ros and not teacher and not cuda"  # the ROS-free core has run once
@@ -90,7 +90,7 @@ teacher_run() {
   )
 }
 t=$SECONDS
-run teacher "$LOGS/teacher.log" teacher_run
+run "$LOGS/teacher.log" teacher_run
 note "teacher (.venv-teacher)" "$RC" $((SECONDS - t)) "$LOGS/teacher.log"
 
 printf '%s\n' "${SUMMARY[@]}"

@@ -70,6 +70,10 @@ class Listener:
         self.node.create_subscription(Image, "/people/debug_image", self.debug.append, qos)
         self.base = dict.fromkeys(COUNTERS, 0)  # counters before the clip (warm_up)
 
+    def outputs(self, debug: bool) -> list[list]:
+        """The records of the pose node's per-frame outputs: people, markers (, debug images)."""
+        return [self.people, self.markers, *([self.debug] if debug else [])]
+
     def count(self, key: str, diag: dict[str, str] | None = None) -> int:
         """A counter of the last (or the given) diagnostics, less its value before the clip."""
         diag = self.diags[-1] if diag is None else diag
@@ -120,7 +124,7 @@ def warm_up(lis: Listener, node: subprocess.Popen, debug: bool) -> dict[str, int
     the diagnostics' counters after the warm-up are returned (see :meth:`Listener.count`)."""
     pub = lis.node.create_publisher(Image, "/cam/image",
                                     QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-    outputs = [lis.people, lis.markers, *([lis.debug] if debug else [])]
+    outputs = lis.outputs(debug)
     assert lis.spin_until(lambda: pub.get_subscription_count() > 0, 30, [node])
     grey = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=bytes([128]) * 64 * 48 * 3)
     deadline, sent = time.monotonic() + 30, 0
@@ -165,7 +169,7 @@ def play_clip(bag: Path, env: dict[str, str], rate: float, *params: str) -> List
         assert play.returncode == 0, play.communicate()
         # until the node has processed its last frame and reported it, and every output of
         # every frame has been taken from this process's queues (people come first)
-        outputs = [lis.people, lis.markers, *([lis.debug] if debug else [])]
+        outputs = lis.outputs(debug)
         lis.spin_until(lambda: lis.diags and lis.diags[-1]["output_rate_hz"] == "0.00"
                        and all(len(o) == lis.count("frames_out") for o in outputs), 15, [node])
         rc, err = stop(node)
