@@ -14,17 +14,14 @@ camera. Every node reads the one ``params_file`` (default: the installed config/
 whose ``/**`` key applies in every namespace).
 """
 
-import os
 import re
 
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, GroupAction, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node, PushRosNamespace
-from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.actions import PushRosNamespace
+from mp3d_ros.launch_nodes import mp3d_node, node_arguments
 
-PACKAGE = "mp3d_ros"
 NAME_TOKEN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -62,29 +59,15 @@ def camera_nodes(context, *args, **kwargs) -> list:
     for cam in names:
         groups.append(GroupAction([
             PushRosNamespace(cam),
-            Node(
-                package=PACKAGE,
-                executable="pose_node",
-                output="screen",
-                emulate_tty=True,
-                parameters=[
-                    LaunchConfiguration("params_file"),
-                    {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"),
-                                                    value_type=bool)},
-                ],
-                remappings=[
-                    ("image", f"/{cam}/{image}"),
-                    ("image/compressed", f"/{cam}/{image}/compressed"),
-                    ("camera_info", f"/{cam}/{info}"),
-                ],
-            ),
+            mp3d_node("pose_node", [("image", f"/{cam}/{image}"),
+                                    ("image/compressed", f"/{cam}/{image}/compressed"),
+                                    ("camera_info", f"/{cam}/{info}")]),
         ]))
     return groups
 
 
 def generate_launch_description() -> LaunchDescription:
     """The cameras' pose nodes, configured by launch arguments."""
-    share = get_package_share_directory(PACKAGE)
     return LaunchDescription([
         DeclareLaunchArgument("cameras",
                               description="comma-separated camera names, one namespace and "
@@ -96,10 +79,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="each camera's CameraInfo topic, relative to its "
                               "namespace"),
-        DeclareLaunchArgument("params_file",
-                              default_value=os.path.join(share, "config/pose_node.yaml"),
-                              description="the pose nodes' parameters (YAML, shared)"),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="use /clock (true when playing a bag with --clock)"),
+        *node_arguments("pose_node.yaml", "true when playing a bag with --clock"),
         OpaqueFunction(function=camera_nodes),
     ])

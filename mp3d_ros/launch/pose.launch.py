@@ -14,29 +14,18 @@ and ``people/debug_image`` (relative: under ``namespace``), ``/diagnostics`` and
 or ``ros2 lifecycle set /<namespace>/pose_node configure`` then ``activate``.
 """
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
-from launch_ros.parameter_descriptions import ParameterValue
-
-PACKAGE = "mp3d_ros"
+from mp3d_ros.launch_nodes import mp3d_node, node_arguments
 
 
 def generate_launch_description() -> LaunchDescription:
     """The pose node (plain or managed), configured by launch arguments."""
-    share = get_package_share_directory(PACKAGE)
     image = LaunchConfiguration("image")
     namespace = LaunchConfiguration("namespace")
     managed = LaunchConfiguration("managed")
-    parameters = [
-        LaunchConfiguration("params_file"),
-        {"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)},
-    ]
     remappings = [
         ("image", image),
         ("image/compressed", [image, "/compressed"]),
@@ -48,35 +37,14 @@ def generate_launch_description() -> LaunchDescription:
                               "used with image_transport: compressed)"),
         DeclareLaunchArgument("camera_info", default_value="camera_info",
                               description="sensor_msgs/CameraInfo topic"),
-        DeclareLaunchArgument("params_file",
-                              default_value=os.path.join(share, "config/pose_node.yaml"),
-                              description="the node's parameters (YAML)"),
+        *node_arguments("pose_node.yaml", "true when playing a bag with --clock"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and its outputs"),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="use /clock (true when playing a bag with --clock)"),
         DeclareLaunchArgument("managed", default_value="false", choices=["true", "false"],
                               description="true: the managed (lifecycle) node, left "
                               "unconfigured for a lifecycle manager"),
-        Node(
-            package=PACKAGE,
-            executable="pose_node",
-            namespace=namespace,
-            output="screen",
-            emulate_tty=True,
-            parameters=parameters,
-            remappings=remappings,
-            condition=UnlessCondition(managed),
-        ),
-        LifecycleNode(
-            package=PACKAGE,
-            executable="pose_lifecycle_node",
-            name="pose_node",
-            namespace=namespace,
-            output="screen",
-            emulate_tty=True,
-            parameters=parameters,
-            remappings=remappings,
-            condition=IfCondition(managed),
-        ),
+        mp3d_node("pose_node", remappings, namespace=namespace,
+                  condition=UnlessCondition(managed)),
+        mp3d_node("pose_lifecycle_node", remappings, lifecycle=True, name="pose_node",
+                  namespace=namespace, condition=IfCondition(managed)),
     ])

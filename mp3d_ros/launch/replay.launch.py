@@ -9,22 +9,17 @@ its outputs carry bag time; RViz2 opens the shipped rviz/mp3d.rviz (fixed frame
 ``camera_optical_frame``: record or remap the camera with that frame id, or change it in RViz).
 """
 
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
-
-PACKAGE = "mp3d_ros"
+from mp3d_ros.launch_nodes import PACKAGE, shared_file
 
 
 def generate_launch_description() -> LaunchDescription:
     """Player, pose node and RViz2, configured by launch arguments."""
-    share = get_package_share_directory(PACKAGE)
     bag, rate = LaunchConfiguration("bag"), LaunchConfiguration("rate")
     player = LaunchConfiguration("player")
     return LaunchDescription([
@@ -38,7 +33,7 @@ def generate_launch_description() -> LaunchDescription:
                               description="ros2: `ros2 bag play`; mp3d: mp3d_player"),
         DeclareLaunchArgument("rviz", default_value="true", description="start RViz2"),
         DeclareLaunchArgument("params_file",
-                              default_value=os.path.join(share, "config/pose_node.yaml"),
+                              default_value=shared_file("config", "pose_node.yaml"),
                               description="the pose node's parameters (YAML)"),
         ExecuteProcess(
             cmd=["ros2", "bag", "play", bag, "--clock", "--rate", rate],
@@ -53,7 +48,7 @@ def generate_launch_description() -> LaunchDescription:
             condition=IfCondition(PythonExpression(["'", player, "' == 'mp3d'"])),
         ),
         IncludeLaunchDescription(
-            PythonLaunchDescriptionSource(os.path.join(share, "launch/pose.launch.py")),
+            PythonLaunchDescriptionSource(shared_file("launch", "pose.launch.py")),
             launch_arguments={
                 "image": LaunchConfiguration("image"),
                 "camera_info": LaunchConfiguration("camera_info"),
@@ -64,7 +59,7 @@ def generate_launch_description() -> LaunchDescription:
         Node(
             package="rviz2",
             executable="rviz2",
-            arguments=["-d", os.path.join(share, "rviz/mp3d.rviz")],
+            arguments=["-d", shared_file("rviz", "mp3d.rviz")],
             parameters=[{"use_sim_time": True}],
             output="screen",
             condition=IfCondition(LaunchConfiguration("rviz")),

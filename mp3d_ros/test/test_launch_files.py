@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import importlib.util
 import math
 import os
@@ -41,6 +42,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mp3d.data import bags
 from mp3d_ros.params import flatten
 from rclpy.expand_topic_name import expand_topic_name
 from rclpy.validate_full_topic_name import validate_full_topic_name
@@ -118,6 +120,32 @@ def _kwarg(call: ast.Call, name: str) -> ast.expr | None:
 def _strings(tree: ast.AST) -> list[str]:
     return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
             and isinstance(n.value, str)]
+
+
+# The launch files' shared helpers (mp3d_ros.launch_nodes): what each call stands for.
+NODE_ARGUMENTS = ("params_file", "use_sim_time")  # declared by node_arguments(), read by mp3d_node
+
+
+def _named_files(tree: ast.AST) -> set[str]:
+    """The package files a launch file names: "<folder>/<name>" strings, shared_file(folder,
+    name) calls and node_arguments(config) (config/<config>)."""
+    named = {s for s in _strings(tree) if SHARED_FILE.match(s)}
+    named |= {f"{c.args[0].value}/{c.args[1].value}" for c in _calls(tree, "shared_file")}
+    named |= {f"config/{c.args[0].value}" for c in _calls(tree, "node_arguments")}
+    return named
+
+
+def _declared_arguments(tree: ast.AST) -> list[str]:
+    declared = [c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")]
+    return declared + (list(NODE_ARGUMENTS) if _calls(tree, "node_arguments") else [])
+
+
+def _node_calls(tree: ast.AST) -> list[tuple[ast.expr, ast.expr]]:
+    """(package, executable) of each node a launch file creates: Node/LifecycleNode calls and the
+    helper mp3d_node(executable, ...) (package mp3d_ros)."""
+    out = [(_kwarg(c, "package"), _kwarg(c, "executable"))
+           for c in _calls(tree, "Node") + _calls(tree, "LifecycleNode")]
+    return out + [(ast.Constant(PACKAGE), c.args[0]) for c in _calls(tree, "mp3d_node")]
 
 
 # --------------------------------------------------------------------------- what the nodes are
@@ -395,15 +423,14 @@ class FakeLaunch:
         }
 
     # -- loading and evaluating
-    def load(self, path: Path) -> Any:
-        """The file's generate_launch_description(), imported with the stand-in modules."""
+    @contextlib.contextmanager
+    def installed(self):
+        """The stand-in modules in sys.modules, as `launch` is importable during a real launch
+        (for the launch file's imports and for OpaqueFunctions and helpers that import lazily)."""
         saved = {name: sys.modules.get(name) for name in self.modules}
         sys.modules.update(self.modules)
         try:
-            spec = importlib.util.spec_from_file_location(f"launch_file_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            return module.generate_launch_description()
+            yield
         finally:
             for name, mod in saved.items():
                 if mod is None:
@@ -411,11 +438,20 @@ class FakeLaunch:
                 else:
                     sys.modules[name] = mod
 
+    def load(self, path: Path) -> Any:
+        """The file's generate_launch_description(), imported with the stand-in modules."""
+        with self.installed():
+            spec = importlib.util.spec_from_file_location(f"launch_file_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.generate_launch_description()
+
     def run(self, path: Path, **arguments: str) -> list[Process]:
         """What ``ros2 launch mp3d_ros <path> name:=value ...`` would start."""
         context = types.SimpleNamespace(launch_configurations=dict(arguments))
         out: list[Process] = []
-        self._visit(self.load(path).entities, context, out)
+        with self.installed():
+            self._visit(self.load(path).entities, context, out)
         return out
 
     def _visit(self, entities: list, context: Any, out: list[Process]) -> None:
@@ -639,12 +675,17 @@ def test_launch_file_parses_and_defines_generate_launch_description(path: Path) 
                 for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom) and n.module}
-    assert imported <= {"os", "re", "launch", "launch_ros", "ament_index_python"}, imported
+    assert imported <= {"os", "re", "launch", "launch_ros", "ament_index_python", "mp3d_ros"}, (
+        imported)
+    ours = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+            and n.module and n.module.startswith("mp3d_ros")}
+    assert ours <= {"mp3d_ros.launch_nodes"}, ours
     assert f"ros2 launch {PACKAGE} {path.name}" in doc, "the docstring shows no usage line"
-    declared = [c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")]
+    declared = _declared_arguments(tree)
     missing = [a for a in declared if f"{a}:=" not in doc]
     assert not missing, f"{path.name}'s docstring does not show the arguments {missing}"
     used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
+    used |= set(NODE_ARGUMENTS) if _calls(tree, "mp3d_node") else set()
     assert used <= set(declared), f"{path.name} reads undeclared arguments {used - set(declared)}"
 
 
@@ -653,9 +694,8 @@ def test_executables_are_console_scripts(path: Path) -> None:
     tree = ast.parse(path.read_text())
     scripts = console_scripts()
     ours = []
-    for call in _calls(tree, "Node") + _calls(tree, "LifecycleNode"):
-        package, executable = _kwarg(call, "package"), _kwarg(call, "executable")
-        assert isinstance(executable, ast.Constant), ast.unparse(call)
+    for package, executable in _node_calls(tree):
+        assert isinstance(executable, ast.Constant), ast.unparse(executable)
         if isinstance(package, ast.Name) and package.id == "PACKAGE" or (
                 isinstance(package, ast.Constant) and package.value == PACKAGE):
             ours.append(executable.value)
@@ -666,7 +706,7 @@ def test_executables_are_console_scripts(path: Path) -> None:
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_named_files_exist_and_are_installed(path: Path) -> None:
-    named = [s for s in _strings(ast.parse(path.read_text())) if SHARED_FILE.match(s)]
+    named = sorted(_named_files(ast.parse(path.read_text())))
     installed = installed_files()
     assert installed.get(f"launch/{path.name}") == f"share/{PACKAGE}/launch", (
         f"setup.py's data_files do not install {path.name}")
@@ -680,8 +720,7 @@ def test_named_files_exist_and_are_installed(path: Path) -> None:
 
 
 def test_launch_files_name_their_configs() -> None:
-    named = {p.name: {s for s in _strings(ast.parse(p.read_text())) if SHARED_FILE.match(s)}
-             for p in LAUNCH_FILES}
+    named = {p.name: _named_files(ast.parse(p.read_text())) for p in LAUNCH_FILES}
     assert named == {"multi_camera.launch.py": {"config/pose_node.yaml"},
                      "pose.launch.py": {"config/pose_node.yaml"},
                      "record.launch.py": {"config/recorder.yaml"},
@@ -996,10 +1035,9 @@ def _displays(config: dict) -> list[dict]:
 
 
 def _demo_clip_frames_and_image_topic() -> tuple[set[str], str]:
-    from mp3d_ros import bagio
 
     frames, image_topic = set(), None
-    for topic, msgtype, _, msg in bagio.read_messages(DEMO_CLIP):
+    for topic, msgtype, _, msg in bags.read_messages(DEMO_CLIP):
         frames.add(msg.header.frame_id)
         if msgtype in ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"):
             image_topic = topic
