@@ -1,4 +1,8 @@
-"""The core package (mp3d) must import and work with no ROS at all (it trains on GPU boxes)."""
+"""The core package (mp3d) must import and work with no ROS at all (it trains on GPU boxes).
+
+Bags are read and written by the core with rosbags and mcap (pure Python, no ROS), so those two
+import; rclpy, every message package and the ROS package mp3d_ros are blocked. The import
+contracts of .importlinter (test_architecture.py) also forbid lazy imports of them."""
 
 import subprocess
 import sys
@@ -6,7 +10,8 @@ import sys
 BLOCKER = r"""
 import importlib.abc, sys
 BLOCKED = ("rclpy", "sensor_msgs", "std_msgs", "geometry_msgs", "visualization_msgs",
-           "diagnostic_msgs", "mp3d_msgs", "mp3d_ros", "builtin_interfaces", "rosbags")
+           "diagnostic_msgs", "mp3d_msgs", "mp3d_ros", "builtin_interfaces", "tf2_msgs",
+           "lifecycle_msgs", "rosidl_runtime_py")
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name.split(".")[0] in BLOCKED:
