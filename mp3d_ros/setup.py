@@ -27,10 +27,10 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "mp3d = mp3d.cli:main",
+            "mp3d = mp3d_ros.cli:main",
             "mp3d_player = mp3d_ros.player:main",
             "mp3d_recorder = mp3d_ros.recorder_node:main",
-            "mp3d_bag = mp3d_ros.bagio.cli:main",
+            "mp3d_bag = mp3d.cli.bag:main",
             "mp3d_replay = mp3d_ros.replay:main",
             "video_camera = mp3d_ros.video_camera:main",
             "mp3d_record = mp3d_ros.topic_recorder:main",

@@ -4,8 +4,8 @@ rates, per backend; output rate, latency and drops (machinery: mp3d_ros.node_loa
     python scripts/bench_node.py [--rates 15 30 60] [--backends torch onnxruntime]
                                  [--device cpu] [--frames 300] [--size 640x480] [--json]
 
-For each backend (default: every one mp3d.estimator.available_backends() offers on --device) and
-each rate, a fresh node (``-p backend:=B -p device:=D``, compressed transport, reliable, deep
+For each backend (default: every one mp3d.infer.estimator.available_backends() offers on --device)
+and each rate, a fresh node (``-p backend:=B -p device:=D``, compressed transport, reliable, deep
 queue) gets the same bag (FRAMES JPEG frames of the demo clip at --size) played at that rate.
 Per run: output rate (people messages per second at the listener), the node's latency from its
 diagnostics (image received to people published: mean of the per-second means weighted by
@@ -24,8 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mp3d.bench import machine_info
-from mp3d.estimator import available_backends
+from mp3d.eval.bench.timing import machine_info
+from mp3d.infer.estimator import available_backends
 from mp3d_ros.node_load import HZ, load_run, make_bag
 
 

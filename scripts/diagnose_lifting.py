@@ -1,6 +1,6 @@
 """Where the pose-map network P's 3D error comes from: a diagnosis on scenes of held-out motion.
 
-Same scenes, matching and metric definitions as `mp3d eval lifting` (mp3d.eval_lifting), plus:
+Same scenes, matching and metric definitions as `mp3d eval lifting` (mp3d.eval.lifting), plus:
 
   (a) teacher corruption: the same scene geometry (same random numbers) seen through several
       TeacherNoise settings: the shipped corruption, no outlier jumps, Gaussian jitter only, and
@@ -34,17 +34,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mp3d import metrics
-from mp3d import skeleton as sk
-from mp3d.eval_lifting import match, parse_people
-from mp3d.heatmaps import grid_size, image_to_grid
-from mp3d.lifting import load_posemap, posemap_inputs
-from mp3d.paths import default_model
-from mp3d.personmaps import decode_maps, find_peaks, gather
-from mp3d.posebank import load_canonical
-from mp3d.prior import PosePrior, rot6d_to_matrix
-from mp3d.scenes import SceneConfig, TeacherNoise, sample_scenes
-from mp3d.training import load_checkpoint
+from mp3d.common import skeleton as sk
+from mp3d.common.checkpoints import load_checkpoint
+from mp3d.common.paths import default_model
+from mp3d.data.posebank import load_canonical
+from mp3d.data.scenes.config import SceneConfig, TeacherNoise
+from mp3d.data.scenes.sample import sample_scenes
+from mp3d.eval import metrics
+from mp3d.eval.lifting import match, parse_people
+from mp3d.model.heatmaps import grid_size, image_to_grid
+from mp3d.model.personmaps import decode_maps, find_peaks, gather
+from mp3d.model.posemap import load_posemap, posemap_inputs
+from mp3d.model.prior import PosePrior, rot6d_to_matrix
 
 _CLEAN = dict(jitter_sigma=0.0, jitter_floor_px=0.0, person_sigma=0.0, outlier_prob=0.0,
               swap_prob=0.0, miss_joint_visible=0.0, miss_joint_occluded=0.0,
@@ -338,9 +339,9 @@ def coverage_sources(heldout: np.ndarray, train: np.ndarray, extra: list[str], n
                      prior: PosePrior, seed: int) -> dict[str, dict[str, float]]:
     """(e) for candidate pose sources: how close every 4th held-out pose comes to each (nearest
     MPJPE, mm; every source with its mirror image, as scenes mirror half the people): the
-    training motion, it as P's training augments it (mp3d.posebank.augment), prior samples, and
+    training motion, it as P's training augments it (mp3d.data.posebank.augment), prior samples, and
     the training motion plus `extra` motion (with and without augmentation)."""
-    from mp3d.posebank import augment
+    from mp3d.data.posebank import augment
 
     if n <= 0:
         return {}

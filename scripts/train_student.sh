@@ -28,13 +28,13 @@ POOL=(--data "$VIDEO@0:0.75")
 for cam in cam01 cam02 cam03 cam04; do POOL+=(--data "$P2S/$cam.mp4@0:0.75"); done
 mp3d train student "${POOL[@]}" --frame-step 2 --views 5 --backbone yolo11n \
   --input-size 448x336 --steps 2500 --batch 8 --lr 1e-3 --out "$RUN/student_general"
-python -m mp3d.package "$RUN/student_general/student.pt" "$RUN/student_general.pt" \
+mp3d package "$RUN/student_general/student.pt" "$RUN/student_general.pt" \
   --peak-threshold 0.4
 # Adapting to one camera starts from the general model (as a user would with their bag).
 mp3d train student --data "$VIDEO@0:0.75" --init "$RUN/student_general.pt" --views 4 \
   --steps 800 --batch 8 --lr 5e-4 --out "$RUN/student_vtest"
 # Its threshold, chosen like the general model's on training frames [0.6, 0.75), is 0.5.
-python -m mp3d.package "$RUN/student_vtest/student.pt" "$RUN/student_vtest.pt" \
+mp3d package "$RUN/student_vtest/student.pt" "$RUN/student_vtest.pt" \
   --peak-threshold 0.5
 for m in "$RUN/student_general.pt" "$RUN/student_vtest.pt"; do
   mp3d eval images --video "$VIDEO" --start-frac 0.75 --model "$m" --json

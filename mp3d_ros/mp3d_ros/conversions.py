@@ -1,11 +1,11 @@
-"""Core results (mp3d.people.Person) to mp3d_msgs/Person3DArray and back."""
+"""Core results (mp3d.infer.people.Person) to mp3d_msgs/Person3DArray and back."""
 
 from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import Point
-from mp3d import skeleton as sk
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.infer.people import Person
 from std_msgs.msg import Header
 
 from mp3d_msgs.msg import Person3D, Person3DArray

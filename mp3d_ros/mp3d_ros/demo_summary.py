@@ -11,10 +11,10 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mp3d.estimate_cli import picture
-    from mp3d.imagecodec import msg_to_rgb
+    from mp3d.cli.estimate import picture
+    from mp3d.data.bags.reader import read_messages
+    from mp3d.data.imagecodec import msg_to_rgb
 
-    from mp3d_ros.bagio import read_messages
     from mp3d_ros.conversions import msg_to_people
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -4,15 +4,16 @@ bag replayed says exactly what the live node would have published for the same f
 
 Per frame (:meth:`FramePipeline.process`):
 
-1. decode the Image or CompressedImage (:mod:`mp3d.imagecodec`; rclpy and rosbags messages alike);
-2. choose the intrinsics (:func:`mp3d.geometry.resolve_intrinsics`) from the CameraInfo nearest
-   in header stamp among those already seen (:meth:`FramePipeline.on_camera_info`) with the
+1. decode the Image or CompressedImage (:mod:`mp3d.data.imagecodec`; rclpy and rosbags messages
+   alike);
+2. choose the intrinsics (:func:`mp3d.common.geometry.resolve_intrinsics`) from the CameraInfo
+   nearest in header stamp among those already seen (:meth:`FramePipeline.on_camera_info`) with the
    image's frame_id, else the newest CameraInfo of any frame, else the fallback camera. K, or P
    for rectified images (``intrinsics_matrix``: 'auto' takes P when the image topic's name
    contains 'rect');
 3. run the estimator; people sorted by score (ties by root position, so the order is
    reproducible), people with any non-finite value left out; with ``depth_topic`` and the frame's
-   depth image, root depths measured (:mod:`mp3d.depth`);
+   depth image, root depths measured (:mod:`mp3d.infer.depth`);
 4. track (the image stamp in seconds; a zero stamp ages tracks by frames instead, a stamp going
    backwards resets the tracks);
 5. build the messages, each with the image's header (frame_id replaced only by a non-empty
@@ -36,14 +37,14 @@ import numpy as np
 import torch
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped
-from mp3d.depth import DepthConfig, refine_with_depth
-from mp3d.draw import draw_skeleton_2d
-from mp3d.estimator import Estimator
-from mp3d.geometry import CameraCalibration, FallbackCamera, resolve_intrinsics
-from mp3d.imagecodec import ImageConversionError, depth_to_metres, msg_to_rgb
-from mp3d.paths import default_model
-from mp3d.people import Person
-from mp3d.tracking import Tracker
+from mp3d.common.geometry import CameraCalibration, FallbackCamera, resolve_intrinsics
+from mp3d.common.paths import default_model
+from mp3d.data.imagecodec import ImageConversionError, depth_to_metres, msg_to_rgb
+from mp3d.infer.depth import DepthConfig, refine_with_depth
+from mp3d.infer.draw import draw_skeleton_2d
+from mp3d.infer.estimator import Estimator
+from mp3d.infer.people import Person
+from mp3d.infer.tracking import Tracker
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray

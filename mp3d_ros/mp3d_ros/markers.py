@@ -5,7 +5,7 @@ from __future__ import annotations
 import colorsys
 
 from geometry_msgs.msg import Point
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 

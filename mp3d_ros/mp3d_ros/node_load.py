@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from mp3d.data import bags
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the mp3d_ros package folder of the source tree
 CLIP = PACKAGE / "data" / "demo_clip"
@@ -47,20 +48,19 @@ def make_bag(out: Path, frames: int, width: int, height: int, hz: float = HZ) ->
     IMAGE_TOPIC and CameraInfos on /camera_info, stamped from T0 at `hz`."""
     import cv2
     from builtin_interfaces.msg import Time
-    from mp3d.geometry import Intrinsics
-    from mp3d.imagecodec import compressed_to_rgb
+    from mp3d.common.geometry import Intrinsics
+    from mp3d.data.imagecodec import compressed_to_rgb
     from rclpy.serialization import serialize_message
     from sensor_msgs.msg import CameraInfo
     from std_msgs.msg import Header
 
-    from mp3d_ros import bagio
     from mp3d_ros.image_conversion import rgb_to_compressed
 
     pictures = [rgb_to_compressed(cv2.resize(compressed_to_rgb(m), (width, height),
                                              interpolation=cv2.INTER_AREA), "jpeg")
-                for _, _, _, m in bagio.read_messages(CLIP, [IMAGE_TOPIC])]
+                for _, _, _, m in bags.read_messages(CLIP, [IMAGE_TOPIC])]
     k = Intrinsics.from_fov(width, height, 60.0).K.ravel().tolist()
-    with bagio.BagWriter(out) as writer:
+    with bags.BagWriter(out) as writer:
         for i in range(frames):
             ns = T0 + round(i * 1e9 / hz)
             header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9),

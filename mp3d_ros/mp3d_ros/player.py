@@ -3,7 +3,7 @@
 ``mp3d_player BAG [--rate R] [--loop] [--topics T ...] [--start-paused true|false] [--clock [HZ]]
 [--wait-for-subscribers S]``
 
-Reads a closed rosbag2 bag (MCAP or sqlite3, via ``mp3d_ros.bagio``) and publishes each message's
+Reads a closed rosbag2 bag (MCAP or sqlite3, via ``mp3d.data.bags``) and publishes each message's
 CDR bytes unchanged (rclpy publishes ``bytes`` as a serialised message), on a publisher of the
 recorded type: any type whose Python message package is installed (``rosidl_runtime_py`` when
 present, else ``importlib`` of ``pkg.msg``); topics of other types are skipped and listed. Gaps
@@ -34,6 +34,8 @@ import sys
 import time
 from collections import Counter
 from typing import Any
+
+from mp3d.data import bags
 
 
 def _bool(text: str) -> bool:
@@ -175,11 +177,9 @@ def run(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
     from rclpy.signals import SignalHandlerOptions
     from rosgraph_msgs.msg import Clock
 
-    from mp3d_ros import bagio
-
     try:
-        topics = bagio.bag_topics(args.bag)
-    except bagio.BagError as exc:
+        topics = bags.bag_topics(args.bag)
+    except bags.BagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     wanted = set(args.topics) if args.topics else set(topics)
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace, ros_args: list[str] | None = None) -> int:
             log.info("paused: set the 'paused' parameter to false to play")
         loops = 0
         while not playback.stopped:
-            playback.play_once(bagio.read_raw(args.bag, list(publishers)))
+            playback.play_once(bags.read_raw(args.bag, list(publishers)))
             loops += 1
             if not args.loop:
                 break

@@ -1,7 +1,7 @@
 """Parameters of the pose node: declared with descriptions and ranges, read once into a dataclass.
 
 :class:`PoseNodeConfig` holds everything the node does; its defaults (and those of the nested
-:class:`mp3d.tracking.TrackerConfig` and :class:`MarkerConfig`) are the single source of the
+:class:`mp3d.infer.tracking.TrackerConfig` and :class:`MarkerConfig`) are the single source of the
 defaults: :data:`PARAMETERS` lists them as ROS parameters (``tracker.*`` and ``markers.*`` for the
 nested ones), and ``config/pose_node.yaml`` repeats them for users (a test keeps them equal).
 :func:`read_config` declares every parameter (read-only) and reads them once.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
-from mp3d.tracking import TrackerConfig
+from mp3d.infer.tracking import TrackerConfig
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
@@ -139,7 +139,7 @@ _DOCS: dict[str, tuple] = {
     "publish_tf_joints": ("With publish_tf, also body_<id>_<joint> per joint (position only).",),
     "tf_prefix": ("Put before every TF frame name (e.g. 'front/' with several cameras, whose "
                   "track ids are their own).",),
-    "tracking": ("Assign track ids (mp3d.tracking); false: every person has track_id -1.",),
+    "tracking": ("Assign track ids (mp3d.infer.tracking); false: every person has track_id -1.",),
     "stall_timeout_s": ("Diagnostics ERROR when images arrive but nothing was published for "
                         "this long (s).", 0.1, 1e4),
     "warn_drop_rate": ("Diagnostics WARN when more than this fraction of the last second's "

@@ -11,7 +11,7 @@ Stops, closing the bag (metadata.yaml written), on SIGINT or SIGTERM, when ``max
 recording, and before each frame, a disk guard checks that ``min_free_mb`` would stay free; if
 not, it logs an error, closes the bag and exits with status 3 (at start: no bag is created). A
 write error exits with 1 after trying to close the bag. After SIGKILL the closed splits are whole;
-``mp3d_ros.bagio.recover_bag`` salvages the open one. The last stdout line is a JSON summary.
+``mp3d.data.bags.recover_bag`` salvages the open one. The last stdout line is a JSON summary.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
-from mp3d.imagecodec import ImageConversionError, image_to_rgb
+from mp3d.data.bags.types import BagError
+from mp3d.data.bags.writer import BagWriter
+from mp3d.data.imagecodec import ImageConversionError, image_to_rgb
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -36,7 +38,6 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from mp3d_ros import params
-from mp3d_ros.bagio import BagError, BagWriter
 from mp3d_ros.recorder import (
     MB,
     PARAMETERS,
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 writer.close()
             except OSError as exc:
-                log.error(f"closing {bag} failed: {exc}; run mp3d_ros.bagio.recover_bag on it")
+                log.error(f"closing {bag} failed: {exc}; run mp3d.data.bags.recover_bag on it")
                 rec.stop_reason, rec.exit_code = "write_error", EXIT_ERROR
         log.info(f"stopped ({rec.stop_reason}): {rec.counts()}; bag {bag}")
         print(json.dumps({"bag": str(bag), "kept": rec.policy.kept,

@@ -2,12 +2,12 @@
 
 ``mp3d replay IN_BAG OUT_BAG [--image-topic T] [--camera-info-topic T] [--params-file YAML] ...``
 (also the console script ``mp3d_replay``). No ROS graph is involved: the input bag (rosbag2 MCAP or
-sqlite3, read by ``mp3d_ros.bagio``) is read in recording order, and every image and CameraInfo
+sqlite3, read by ``mp3d.data.bags``) is read in recording order, and every image and CameraInfo
 goes through :class:`mp3d_ros.frame_pipeline.FramePipeline`, the per-frame function the live
 pose node calls, with the node's configuration (``--params-file``: the node's YAML, e.g.
 ``config/pose_node.yaml``; the options below override it). So the output says what the live
 node would have published for the same frames: same people, same track ids, same intrinsics
-policy. A NEW bag (MCAP, written by ``bagio.BagWriter``; the input is only read) receives, per
+policy. A NEW bag (MCAP, written by ``bags.BagWriter``; the input is only read) receives, per
 image:
 
 - ``/people`` (mp3d_msgs/msg/Person3DArray), ``/people/markers`` (visualization_msgs/msg/
@@ -24,7 +24,7 @@ skipped and counted by reason, as the node does; the summary line lists the coun
 input and model: nothing depends on wall time.
 
 Exit status 0; 2 with one ``error:`` line when the input bag is truncated (run ``python -m
-mp3d_ros.bagio recover BAG``), unreadable, lacks the image topic (the error lists its topics), the
+mp3d.data.bags recover BAG``), unreadable, lacks the image topic (the error lists its topics), the
 output exists already or the model cannot be loaded (all found before the output is created), or,
 with ``--strict``, at the first bad frame (the output then holds the frames before it).
 rclpy and torch are imported only when the command runs, so ``register`` costs nothing.
@@ -40,6 +40,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from mp3d.data import bags
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -111,7 +113,7 @@ def _topic_list(topics: dict[str, Any]) -> str:
 
 def choose_topics(topics: dict[str, Any], image_topic: str | None,
                   camera_info_topic: str | None) -> tuple[str, str | None]:
-    """(image topic, CameraInfo topic or None) from a bag's ``bagio.bag_topics``; ReplayError
+    """(image topic, CameraInfo topic or None) from a bag's ``bags.bag_topics``; ReplayError
     listing the bag's topics when the image topic is missing, ambiguous or of another type."""
     where = f"the bag's topics: {_topic_list(topics)}"
     if image_topic is None:
@@ -180,7 +182,6 @@ class DepthIndex:
     never by arrival or bag order). No depth_topic: always None."""
 
     def __init__(self, bag: Path, topic: str, tolerance_s: float, topics: dict[str, Any]) -> None:
-        from mp3d_ros import bagio
 
         self.reader = None
         if not topic:
@@ -188,7 +189,7 @@ class DepthIndex:
         if topic not in topics:
             raise ReplayError(f"depth_topic {topic!r} is not in the bag; the bag's topics: "
                               f"{_topic_list(topics)}")
-        self.reader = bagio.TopicReader(bag, topic)
+        self.reader = bags.TopicReader(bag, topic)
         self.tolerance_ns = tolerance_s * 1e9
 
     def near(self, stamp: int) -> Any:
@@ -223,11 +224,10 @@ def _progress(total: int, enabled: bool) -> Any:
 
 def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run the replay described by ``args`` (see :func:`add_arguments`); returns a summary.
-    Raises ReplayError (or bagio.BagError) before anything is written when the input is unusable,
+    Raises ReplayError (or bags.BagError) before anything is written when the input is unusable,
     and at the first bad frame with ``--strict``."""
     from rclpy.serialization import serialize_message
 
-    from mp3d_ros import bagio
     from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, make_estimator, stamp_ns
 
     src, dst = Path(in_bag).resolve(), Path(out_bag).resolve()
@@ -236,13 +236,13 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     if dst.exists():
         raise ReplayError(f"{dst} exists already; the replay never overwrites a bag")
     try:
-        topics = bagio.bag_topics(src)
-    except bagio.TruncatedBagError as exc:
+        topics = bags.bag_topics(src)
+    except bags.TruncatedBagError as exc:
         raise ReplayError(f"the input bag is truncated: {exc}. Repair it first with "
-                          f"`python -m mp3d_ros.bagio recover {src}`") from exc
+                          f"`mp3d bag recover {src}`") from exc
     image_topic, info_topic = choose_topics(topics, args.image_topic, args.camera_info_topic)
     cfg = node_config(args)
-    store = bagio.default_typestore()
+    store = bags.default_typestore()
     try:
         estimator = make_estimator(cfg)
     except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
@@ -272,21 +272,21 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     skipped: Counter[str] = Counter()
     started = time.perf_counter()
     infer_s = 0.0
-    with bagio.BagWriter(dst, custom_data={"mp3d.replay.source": str(src),
+    with bags.BagWriter(dst, custom_data={"mp3d.replay.source": str(src),
                                            "mp3d.replay.model": str(estimator.path)}) as writer:
         for name in wanted:
             t = topics[name]
-            writer.add_topic(name, t.msgtype, [bagio.qos_dict(t.reliability or "reliable",
+            writer.add_topic(name, t.msgtype, [bags.qos_dict(t.reliability or "reliable",
                                                               t.durability or "volatile")])
         outputs = [(PEOPLE_TOPIC, PEOPLE_TYPE)]
         outputs += [(MARKERS_TOPIC, MARKERS_TYPE)] if cfg.markers.enabled else []
         outputs += [(DEBUG_TOPIC, DEBUG_TYPE)] if cfg.publish_debug_image else []
         outputs += [(TF_TOPIC, TF_TYPE)] if cfg.publish_tf else []
         for name, msgtype in outputs:
-            writer.add_topic(name, msgtype, [bagio.qos_dict()])
+            writer.add_topic(name, msgtype, [bags.qos_dict()])
         bar = _progress(topics[image_topic].message_count, not args.no_progress)
         try:
-            for topic, msgtype, log_ns, raw in _messages(bagio.read_raw(src, wanted)):
+            for topic, msgtype, log_ns, raw in _messages(bags.read_raw(src, wanted)):
                 msg, problem = _deserialize(store, raw, msgtype)
                 stamp = stamp_ns(msg.header) if msg is not None else log_ns
                 writer.write(topic, msgtype, raw, stamp)  # the copy, at its header stamp
@@ -338,11 +338,10 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
 
 def _messages(it: Iterator[tuple[str, str, int, bytes]]) -> Iterator[tuple[str, str, int, bytes]]:
     """Pass bag messages through, turning read errors mid-bag into ReplayError."""
-    from mp3d_ros import bagio
 
     try:
         yield from it
-    except bagio.BagError as exc:
+    except bags.BagError as exc:
         raise ReplayError(f"reading the input bag failed: {exc}") from exc
 
 
@@ -350,11 +349,10 @@ def run(args: argparse.Namespace) -> int:
     """Replay ``args.in_bag`` into ``args.out_bag``; prints a JSON summary line (and a line
     counting skipped frames on stderr), returns the exit status (2 with an ``error:`` line on
     stderr when the bag cannot be replayed)."""
-    from mp3d_ros import bagio
 
     try:
         summary = replay(args.in_bag, args.out_bag, args)
-    except (ReplayError, bagio.BagError) as exc:
+    except (ReplayError, bags.BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if summary["skipped"]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
-from mp3d import skeleton as sk
-from mp3d.geometry import Intrinsics, project
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.common.geometry import Intrinsics, project
+from mp3d.infer.people import Person
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import rclpy
-from mp3d.imagecodec import image_to_rgb
+from mp3d.data.imagecodec import image_to_rgb
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 

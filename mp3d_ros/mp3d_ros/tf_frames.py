@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import Quaternion, Transform, TransformStamped, Vector3
-from mp3d import skeleton as sk
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.infer.people import Person
 from scipy.spatial.transform import Rotation
 from std_msgs.msg import Header
 

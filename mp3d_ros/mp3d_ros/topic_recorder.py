@@ -26,9 +26,8 @@ def _message_class(type_name: str):
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
+    from mp3d.data.bags.writer import BagWriter
     from rclpy.node import Node
-
-    from mp3d_ros.bagio import BagWriter
 
     argv = list(sys.argv if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

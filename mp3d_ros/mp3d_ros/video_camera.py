@@ -22,7 +22,7 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> int:
     import rclpy
-    from mp3d.geometry import Intrinsics
+    from mp3d.common.geometry import Intrinsics
     from rclpy.node import Node
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from std_msgs.msg import Header

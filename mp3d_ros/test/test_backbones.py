@@ -1,4 +1,4 @@
-"""The plain-torch YOLO11n backbone (mp3d.backbones): shapes, ONNX export, pretrained loading,
+"""The plain-torch YOLO11n backbone (mp3d.model.backbones): shapes, ONNX export, pretrained loading,
 and, in the teacher environment, parity with ultralytics on a real frame with the real weights.
 
 The `teacher` test runs scripts/extract_yolo_backbone.py (it needs ultralytics and the YOLO11n-pose
@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mp3d.backbones import PRETRAINED_KIND, Yolo11Backbone, load_pretrained
-from mp3d.training import save_checkpoint
+from mp3d.common.checkpoints import save_checkpoint
+from mp3d.model.backbones import PRETRAINED_KIND, Yolo11Backbone, load_pretrained
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "extract_yolo_backbone.py"
@@ -136,8 +136,9 @@ def test_load_pretrained_errors_are_one_line(tmp_path):
 def test_extracted_weights_match_ultralytics_on_a_real_frame(vtest_video, tmp_path):
     """The extraction script's own check passes, and, independently, the written file loaded
     without ultralytics reproduces ultralytics' backbone and neck maps on vtest frame 50."""
-    from mp3d.imagedata import VideoDataset
-    from mp3d.teachers import _offline_ultralytics_env, yolo_pose_weights
+    from mp3d.data.images.video import VideoDataset
+    from mp3d.data.teachers.base import _offline_ultralytics_env
+    from mp3d.data.teachers.yolo import yolo_pose_weights
 
     out = tmp_path / "yolo11n_backbone.pt"
     res = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out), "--video",

@@ -1,4 +1,4 @@
-"""rosbag2 MCAP bags from mp3d_ros.bagio: round trips, splits, SIGKILL and recovery, real files.
+"""rosbag2 MCAP bags from mp3d.data.bags: round trips, splits, SIGKILL and recovery, real files.
 
 Run as a script (``python test_bagio.py BAG SPLIT_S FLUSH``), this file is the writer that the
 SIGKILL tests kill: it writes numbered 64x48 images forever and prints each index once written.
@@ -19,13 +19,14 @@ import pytest
 import yaml
 from mcap.reader import make_reader
 from mcap_ros2.reader import read_ros2_messages
+from mp3d.data import bags
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from sensor_msgs.msg import CameraInfo, Image
 
 from mp3d_msgs.msg import Person3DArray
-from mp3d_ros import bagio, selftest
+from mp3d_ros import selftest
 
 TOPICS = {"/cam/image_raw": "sensor_msgs/msg/Image", "/cam/camera_info":
           "sensor_msgs/msg/CameraInfo", "/people": "mp3d_msgs/msg/Person3DArray"}
@@ -39,7 +40,7 @@ def _stamp_ns(header) -> int:
 def _write_selftest_bag(path: Path, frames: int, **kwargs) -> list[tuple]:
     """A bag of the DDS self-test frames (rclpy messages serialised by rclpy)."""
     sent = []
-    with bagio.BagWriter(path, **kwargs) as writer:
+    with bags.BagWriter(path, **kwargs) as writer:
         for i in range(frames):
             msgs = selftest.frame(i)
             stamp = _stamp_ns(msgs[0].header)
@@ -79,7 +80,7 @@ def test_round_trip_image_camera_info_people(tmp_path):
             serialize_message(original), cls)
 
     # read_messages: rosbags-deserialised, field by field.
-    got = list(bagio.read_messages(bag))
+    got = list(bags.read_messages(bag))
     assert [(t, m) for t, m, _, _ in got] == [(t, m) for t, m in TOPICS.items()] * 3
     for k, (topic, _, stamp, msg) in enumerate(got):
         img, info, people = sent[k // 3]
@@ -101,7 +102,7 @@ def test_round_trip_image_camera_info_people(tmp_path):
                 assert (a.track_id, a.score) == (b.track_id, pytest.approx(b.score))
                 assert [(p.x, p.y, p.z) for p in a.joints] == [(p.x, p.y, p.z) for p in b.joints]
                 np.testing.assert_allclose(a.joint_confidences, b.joint_confidences)
-    assert [t for t, *_ in bagio.read_messages(bag, topics=["/people"])] == ["/people"] * 3
+    assert [t for t, *_ in bags.read_messages(bag, topics=["/people"])] == ["/people"] * 3
 
     # What ros2 bag and Foxglove need: rosidl's type hashes, definitions that decode alone.
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
@@ -130,23 +131,23 @@ def test_splits_are_whole_and_listed(tmp_path):
     _write_selftest_bag(by_size, 6, split_max_bytes=2 * (640 * 480 * 3 + 4096))  # 2 frames
     meta = yaml.safe_load((by_size / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert len(meta["relative_file_paths"]) == 3 and meta["message_count"] == 18
-    with pytest.raises(bagio.BagError, match="exists already"):
-        bagio.BagWriter(by_size)
+    with pytest.raises(bags.BagError, match="exists already"):
+        bags.BagWriter(by_size)
 
 
 def test_read_messages_reads_sqlite3_bags(tmp_path):
-    store = bagio.default_typestore()
-    bagio.ensure_types(store, ["mp3d_msgs/msg/Person3DArray"])
+    store = bags.default_typestore()
+    bags.ensure_types(store, ["mp3d_msgs/msg/Person3DArray"])
     bag = tmp_path / "sqlite"
     with Writer(bag, version=9, storage_plugin=StoragePlugin.SQLITE3) as writer:
         conn = writer.add_connection("/people", "mp3d_msgs/msg/Person3DArray", typestore=store)
         for i in range(3):
             people = selftest.frame(i)[2]
             writer.write(conn, 10 + i, serialize_message(people))
-    got = list(bagio.read_messages(bag))
+    got = list(bags.read_messages(bag))
     assert [(t, s, len(m.people)) for t, _, s, m in got] == [
         ("/people", 10 + i, 1 + i % 3) for i in range(3)]
-    assert [len(r) for *_, r in bagio.read_raw(bag)] == [
+    assert [len(r) for *_, r in bags.read_raw(bag)] == [
         len(serialize_message(selftest.frame(i)[2])) for i in range(3)]
 
 
@@ -155,9 +156,9 @@ def test_topic_reader_indexes_one_topic_for_random_and_sequential_access(tmp_pat
 
     bag = tmp_path / "bag"
     sent = _write_selftest_bag(bag, 4)
-    raw = [r for t, _, _, r in bagio.read_raw(bag) if t == "/cam/image_raw"]
+    raw = [r for t, _, _, r in bags.read_raw(bag) if t == "/cam/image_raw"]
     for path in (bag, bag / "bag_0.mcap"):  # the folder, and its bare storage file
-        with bagio.TopicReader(path, "/cam/image_raw") as reader:
+        with bags.TopicReader(path, "/cam/image_raw") as reader:
             assert len(reader) == 4 and reader.msgtype == "sensor_msgs/msg/Image"
             assert reader.stamp_ns.tolist() == [_stamp_ns(m[0].header) for m in sent]
             assert [reader.raw(i) for i in (3, 0)] == [raw[3], raw[0]]
@@ -167,10 +168,10 @@ def test_topic_reader_indexes_one_topic_for_random_and_sequential_access(tmp_pat
             assert clone.raw(1) == raw[1]
             clone.close()
     with pytest.raises(ValueError, match="increasing"):
-        list(bagio.TopicReader(bag, "/people").raws([2, 1]))
-    with pytest.raises(bagio.BagError, match=r"no topic '/nope'.*/people \(mp3d_msgs"):
-        bagio.TopicReader(bag, "/nope")
-    assert list(bagio.bag_topics(bag / "bag_0.mcap")) == list(TOPICS)
+        list(bags.TopicReader(bag, "/people").raws([2, 1]))
+    with pytest.raises(bags.BagError, match=r"no topic '/nope'.*/people \(mp3d_msgs"):
+        bags.TopicReader(bag, "/nope")
+    assert list(bags.bag_topics(bag / "bag_0.mcap")) == list(TOPICS)
 
 
 def _mcap_bag(folder: Path, schemas: dict[str, tuple[str, bytes]], messages: list[tuple]) -> Path:
@@ -188,7 +189,7 @@ def _mcap_bag(folder: Path, schemas: dict[str, tuple[str, bytes]], messages: lis
         for topic, t, data in messages:
             writer.add_message(channels[topic], t, data, t)
         writer.finish()
-    assert bagio.recover_bag(folder).salvaged == {}
+    assert bags.recover_bag(folder).salvaged == {}
     return folder
 
 
@@ -196,7 +197,7 @@ def test_a_topic_of_unknown_type_leaves_the_others_readable(tmp_path):
     """A type the bag does not define (empty schema) and no typestore knows: listed, readable
     raw, refused by name only when asked for; a known type with an empty schema decodes from the
     typestore (rosbags alone would decode it as a one-byte struct)."""
-    store = bagio.default_typestore()
+    store = bags.default_typestore()
     image_def = store.generate_msgdef("sensor_msgs/msg/Image", ros_version=2)[0].encode()
     point = store.types["geometry_msgs/msg/Point"](x=1.0, y=2.0, z=3.5)
     text = bytes(store.serialize_cdr(point, "geometry_msgs/msg/Point"))
@@ -209,24 +210,24 @@ def test_a_topic_of_unknown_type_leaves_the_others_readable(tmp_path):
         for topic, data in (("/cam/image_raw", _image_cdr(i)), ("/acme/widget", widget),
                             ("/point", text))])
 
-    assert {n: t.msgtype for n, t in bagio.bag_topics(bag).items()} == {
+    assert {n: t.msgtype for n, t in bags.bag_topics(bag).items()} == {
         "/cam/image_raw": "sensor_msgs/msg/Image", "/acme/widget": "acme_msgs/msg/Widget",
         "/point": "geometry_msgs/msg/Point"}
-    assert [r for t, _, _, r in bagio.read_raw(bag) if t == "/acme/widget"] == [widget] * 3
-    got = list(bagio.read_messages(bag, ["/cam/image_raw", "/point"]))
+    assert [r for t, _, _, r in bags.read_raw(bag) if t == "/acme/widget"] == [widget] * 3
+    got = list(bags.read_messages(bag, ["/cam/image_raw", "/point"]))
     assert [m.header.frame_id for t, _, _, m in got if t == "/cam/image_raw"] == [
         f"{i:06d}" for i in range(3)]
     assert [(m.x, m.y, m.z) for t, _, _, m in got if t == "/point"] == [(1.0, 2.0, 3.5)] * 3
     for ask in (None, ["/acme/widget"]):
-        with pytest.raises(bagio.BagError) as err:
-            bagio.read_messages(bag, ask)  # at once, before any message is read
+        with pytest.raises(bags.BagError) as err:
+            bags.read_messages(bag, ask)  # at once, before any message is read
         assert "'/acme/widget' cannot be deserialised" in str(err.value)
         assert "acme_msgs/msg/Widget" in str(err.value) and "\n" not in str(err.value)
         assert "other topics read as usual: ['/cam/image_raw', '/point']" in str(err.value)
-    with pytest.raises(bagio.BagError, match="'/acme/widget' cannot be deserialised"):
-        bagio.TopicReader(bag, "/acme/widget")
-    assert len(bagio.TopicReader(bag, "/cam/image_raw")) == 3
-    from mp3d.imagedata import BagDataset  # the datasets read through these readers
+    with pytest.raises(bags.BagError, match="'/acme/widget' cannot be deserialised"):
+        bags.TopicReader(bag, "/acme/widget")
+    assert len(bags.TopicReader(bag, "/cam/image_raw")) == 3
+    from mp3d.data.images.bag import BagDataset
 
     assert BagDataset(bag)[1].rgb.shape == (48, 64, 3)
 
@@ -235,14 +236,14 @@ def test_bare_storage_files(tmp_path):
     bag = tmp_path / "bag"
     _write_selftest_bag(bag, 2)
     split = bag / "bag_0.mcap"
-    assert [t for t, *_ in bagio.read_messages(split, ["/people"])] == ["/people"] * 2
+    assert [t for t, *_ in bags.read_messages(split, ["/people"])] == ["/people"] * 2
     cut = tmp_path / "cut.mcap"
     cut.write_bytes(split.read_bytes()[:-100])
-    for read in (bagio.bag_topics, bagio.read_raw, bagio.read_messages):
-        with pytest.raises(bagio.TruncatedBagError, match="no MCAP footer.*recover"):
+    for read in (bags.bag_topics, bags.read_raw, bags.read_messages):
+        with pytest.raises(bags.TruncatedBagError, match="no MCAP footer.*recover"):
             read(cut)
-    with pytest.raises(bagio.BagError, match="not a rosbag2 bag"):
-        bagio.read_raw(tmp_path / "bag" / "metadata.yaml")
+    with pytest.raises(bags.BagError, match="not a rosbag2 bag"):
+        bags.read_raw(tmp_path / "bag" / "metadata.yaml")
 
 
 def _kill_writer(bag: Path, split_s: float, flush: bool) -> int:
@@ -280,16 +281,16 @@ def test_sigkill_mid_write_then_recover(tmp_path, split_s, flush, use_cli):
     else:  # no split closed: no metadata.yaml, and rosbags refuses the folder
         with pytest.raises(FileNotFoundError):
             Reader(bag)
-    with pytest.raises(bagio.TruncatedBagError, match="recover_bag"):
-        bagio.read_messages(bag)
+    with pytest.raises(bags.TruncatedBagError, match="recover_bag"):
+        bags.read_messages(bag)
 
     if use_cli:
-        out = subprocess.run([sys.executable, "-m", "mp3d_ros.bagio", "recover", str(bag)],
+        out = subprocess.run([sys.executable, "-m", "mp3d.cli", "bag", "recover", str(bag)],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         report = json.loads(out.stdout)
     else:
-        report = bagio.recover_bag(bag).as_dict()
+        report = bags.recover_bag(bag).as_dict()
     salvaged = sum(report["salvaged"].values())
     print(f"written {written}, salvaged from the open split {salvaged}, report {report}")
     # Flushed after each message: everything reported survives. Unflushed: at most one chunk.
@@ -300,7 +301,7 @@ def test_sigkill_mid_write_then_recover(tmp_path, split_s, flush, use_cli):
     with Reader(bag) as reader:  # rosbags opens it now
         assert reader.message_count == report["message_count"]
     stamps = []
-    for topic, _, stamp, msg in bagio.read_messages(bag):
+    for topic, _, stamp, msg in bags.read_messages(bag):
         i = int(msg.header.frame_id)
         assert topic == "/cam/image_raw" and stamp == 10**12 + i * 10**8
         np.testing.assert_array_equal(msg.data, _pattern(i))
@@ -311,7 +312,7 @@ def test_sigkill_mid_write_then_recover(tmp_path, split_s, flush, use_cli):
 def _written_bag_bytes(tmp_path: Path, frames: int) -> bytes:
     """The bytes of an unclosed single-split bag: ``frames`` messages in one flushed chunk."""
     bag = tmp_path / "whole"
-    writer = bagio.BagWriter(bag, chunk_bytes=1 << 24)
+    writer = bags.BagWriter(bag, chunk_bytes=1 << 24)
     for i in range(frames):
         writer.write("/cam/image_raw", "sensor_msgs/msg/Image", _image_cdr(i), 10**12 + i)
     writer.flush()
@@ -326,21 +327,21 @@ def test_recover_takes_complete_messages_from_a_cut_chunk(tmp_path):
     bag = tmp_path / "cut"
     bag.mkdir()
     (bag / "cut_0.mcap").write_bytes(data[:cut])
-    report = bagio.recover_bag(bag)
+    report = bags.recover_bag(bag)
     assert report.salvaged == {"cut_0.mcap": 7} and report.from_partial_chunks == {
         "cut_0.mcap": 7}
     assert report.kept_damaged == ["cut_0.mcap.damaged"]  # half a record: kept for other tools
     assert (bag / "cut_0.mcap.damaged").read_bytes() == data[:cut]
-    assert [int(m.header.frame_id) for *_, m in bagio.read_messages(bag)] == list(range(7))
+    assert [int(m.header.frame_id) for *_, m in bags.read_messages(bag)] == list(range(7))
 
     whole = tmp_path / "uncut"
     whole.mkdir()
     (whole / "uncut_0.mcap").write_bytes(data)  # ends at a record boundary: fully copied
-    report = bagio.recover_bag(whole)
+    report = bags.recover_bag(whole)
     assert report.salvaged == {"uncut_0.mcap": 10} and report.removed_damaged == [
         "uncut_0.mcap.damaged"]
     assert not list(whole.glob("*.damaged"))
-    assert len(list(bagio.read_messages(whole))) == 10
+    assert len(list(bags.read_messages(whole))) == 10
 
 
 # ------------------------------------------------------------------ the writer that gets killed
@@ -351,7 +352,7 @@ def _pattern(i: int) -> np.ndarray:
 
 
 def _image_cdr(i: int) -> bytes:
-    store = bagio.default_typestore()
+    store = bags.default_typestore()
     t = store.types
     stamp = 10**12 + i * 10**8
     header = t["std_msgs/msg/Header"](
@@ -365,7 +366,7 @@ def _image_cdr(i: int) -> bytes:
 def _writer_main(argv: list[str]) -> int:
     """Write numbered images into the bag ``argv[0]`` until killed (capped at 100000)."""
     bag, split_s, flush = Path(argv[0]), float(argv[1]), argv[2] == "1"
-    writer = bagio.BagWriter(bag, split_max_seconds=split_s)
+    writer = bags.BagWriter(bag, split_max_seconds=split_s)
     for i in range(100_000):
         writer.write("/cam/image_raw", "sensor_msgs/msg/Image", _image_cdr(i),
                      10**12 + i * 10**8)

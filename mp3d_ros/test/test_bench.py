@@ -1,4 +1,4 @@
-"""`mp3d bench` (mp3d/bench.py): a short run from the CLI gives every JSON key with sane values;
+"""`mp3d bench` (mp3d/py): a short run from the CLI gives every JSON key with sane values;
 the compositor puts exactly the requested number of people on the canvas; the peer helper finds
 the composited people in .venv-teacher; the summary's ratios and slopes."""
 
@@ -10,14 +10,26 @@ import cv2
 import numpy as np
 import pytest
 from conftest import REPO
-from mp3d import bench
+from mp3d.eval.bench.composites import (
+    PERSON_HEIGHT_PX,
+    Crop,
+    _overlaps,
+    clip_frames,
+    composite,
+    composites,
+    cut_people,
+    encode_jpeg,
+    grid,
+)
+from mp3d.eval.bench.report import check_targets, summarize
+from mp3d.eval.bench.run import run_helper, write_images
 
 TEACHER_PYTHON = REPO / ".venv-teacher" / "bin" / "python"
 BACKEND_KEYS = {"backend", "device", "batch", "p50_ms", "p95_ms", "fps", "peak_mem_mb",
                 "people_per_frame", "per_count", "found_per_count"}
 
 
-def blob(h: int, w: int, colour: tuple[int, int, int]) -> bench.Crop:
+def blob(h: int, w: int, colour: tuple[int, int, int]) -> Crop:
     """A synthetic 'person': a solid crop with a full mask inside a 2 px transparent border."""
     alpha = np.zeros((h, w), np.float32)
     alpha[2:-2, 2:-2] = 1.0
@@ -27,20 +39,20 @@ def blob(h: int, w: int, colour: tuple[int, int, int]) -> bench.Crop:
 @pytest.mark.parametrize("n", [1, 2, 4, 8, 16])
 def test_composite_holds_exactly_n_people(n):
     people = [blob(100 + 5 * i, 40, (255, 20 * (i % 12), 0)) for i in range(n)]
-    img, boxes = bench.composite(people)
+    img, boxes = composite(people)
     assert img.shape == (480, 640, 3) and img.dtype == np.uint8
     assert len(boxes) == n
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 640).all() and (boxes[:, 3] <= 480).all()
     for i in range(n):
         for j in range(i + 1, n):
-            assert bench._overlaps(boxes[i], boxes[j] - [0, 0, 1, 1]) is False, (i, j)
+            assert _overlaps(boxes[i], boxes[j] - [0, 0, 1, 1]) is False, (i, j)
     pasted = (np.abs(img.astype(int) - 128).max(axis=2) > 40).astype(np.uint8)
     assert cv2.connectedComponents(pasted)[0] - 1 == n  # minus the background label
-    assert np.all(boxes[:, 3] - boxes[:, 1] <= bench.PERSON_HEIGHT_PX)
+    assert np.all(boxes[:, 3] - boxes[:, 1] <= PERSON_HEIGHT_PX)
 
 
 def test_grid_cells_suit_standing_people():
-    assert [bench.grid(n, 640, 480) for n in (1, 2, 4, 8, 16)] == [
+    assert [grid(n, 640, 480) for n in (1, 2, 4, 8, 16)] == [
         (1, 1), (1, 2), (1, 4), (2, 4), (2, 8)]
 
 
@@ -52,15 +64,15 @@ def test_summary_ratio_and_slopes():
         "onnxruntime-cpu": {"backend": "onnxruntime", "device": "cpu", "batch": 1,
                             "p50_ms": 10.0, "per_count": per}}
     peer = {"p50_ms": 200.0, "per_count": {"1": 100.0, "2": 120.0, "4": 160.0, "8": 240.0}}
-    s = bench.summarize(backends, peer, [1, 2, 4, 8])
+    s = summarize(backends, peer, [1, 2, 4, 8])
     assert s["ours_backend"] == "onnxruntime-cpu" and s["ours_p50_ms"] == 10.0
     assert s["ours_ms_per_person"] == pytest.approx(1.0) and s["peer_ms_per_person"] == \
         pytest.approx(20.0)
     assert s["ratio_at_8"] == pytest.approx(240 / 17, abs=0.01)
-    targets = {t["key"]: t["pass"] for t in bench.check_targets(s)}
+    targets = {t["key"]: t["pass"] for t in check_targets(s)}
     assert targets == {"cpu_onnxruntime_p50_ms": True, "ours_ms_per_person": True,
                        "ratio_at_8": False}
-    assert bench.summarize(backends, None, [1, 2, 4, 8])["ratio_at_8"] is None
+    assert summarize(backends, None, [1, 2, 4, 8])["ratio_at_8"] is None
 
 
 def test_bench_cli_short_run_reports_every_key():
@@ -92,17 +104,17 @@ def test_bench_cli_short_run_reports_every_key():
 
 @pytest.mark.skipif(not TEACHER_PYTHON.exists(), reason="no .venv-teacher")
 def test_peer_helper_finds_the_composited_people(tmp_path):
-    from mp3d.estimator import Estimator
-    from mp3d.paths import default_model
+    from mp3d.common.paths import default_model
+    from mp3d.infer.estimator import Estimator
 
-    clip = bench.clip_frames()
+    clip = clip_frames()
     est = Estimator(default_model("student.pt"))
     background = np.median(np.stack(clip[::4]), axis=0).astype(np.uint8)
-    crops = bench.cut_people(clip[:12:3], est, background)
+    crops = cut_people(clip[:12:3], est, background)
     assert len(crops) >= 4
-    images = {"real": [bench.encode_jpeg(clip[0])],
-              "2": [bench.encode_jpeg(im) for im in bench.composites(crops, 2, 2)]}
-    rows = bench.run_helper(TEACHER_PYTHON, "peer", {"threads": 2, "groups": bench.write_images(
+    images = {"real": [encode_jpeg(clip[0])],
+              "2": [encode_jpeg(im) for im in composites(crops, 2, 2)]}
+    rows = run_helper(TEACHER_PYTHON, "peer", {"threads": 2, "groups": write_images(
         images, tmp_path)}, tmp_path)
     assert len(rows["real"]) == 1 and rows["real"][0][1] >= 2  # boxes on the real frame
     assert [r[1:] for r in rows["2"]] == [[2, 2], [2, 2]]  # 2 boxes, 2 poses per composite

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from mp3d import skeleton as sk
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.infer.people import Person
 from mp3d_ros.conversions import msg_to_people, people_to_msg
 from mp3d_ros.markers import people_markers, track_colour
 from std_msgs.msg import Header

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from mp3d.estimator import Estimator, available_backends
-from mp3d.geometry import Intrinsics
-from mp3d.imagedata import open_dataset
-from mp3d.paths import default_model
+from mp3d.common.geometry import Intrinsics
+from mp3d.common.paths import default_model
+from mp3d.data.images import open_dataset
+from mp3d.infer.estimator import Estimator, available_backends
 
 pytestmark = pytest.mark.cuda
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 
 import numpy as np
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 from mp3d_ros import selftest
 

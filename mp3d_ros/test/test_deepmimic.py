@@ -1,4 +1,5 @@
-"""Tests of mp3d.mocap.deepmimic: DeepMimic clips read, forward kinematics, retargeting, datasets.
+"""Tests of mp3d.data.mocap.deepmimic: DeepMimic clips read, forward kinematics, retargeting,
+datasets.
 
 Known answers from a tiny hand-written clip (test/data/deepmimic/humanoid3d_tiny.txt): the rest
 pose from the skeleton offsets, a 90 degree knee and elbow under a turned, moved root, a raised
@@ -17,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO, run_fetch
-from mp3d import skeleton as sk
-from mp3d.mocap import cli as mocap_cli
-from mp3d.mocap import dataset as ds
-from mp3d.mocap import deepmimic as dm
-from mp3d.mocap.retarget import to_root_relative_canonical
+from mp3d.cli import mocap as mocap_cli
+from mp3d.common import skeleton as sk
+from mp3d.data.mocap import dataset as ds
+from mp3d.data.mocap import deepmimic as dm
+from mp3d.data.mocap.retarget import to_root_relative_canonical
 from scipy.spatial.transform import Rotation
 
 TINY = Path(__file__).resolve().parent / "data" / "deepmimic" / "humanoid3d_tiny.txt"

@@ -16,13 +16,14 @@ import array
 import cv2
 import numpy as np
 import pytest
-from mp3d import skeleton as sk
-from mp3d.depth import DepthConfig, refine_with_depth, torso_depth
-from mp3d.estimator import Estimator
-from mp3d.geometry import Intrinsics
-from mp3d.imagecodec import ImageConversionError, depth_to_metres
-from mp3d.paths import default_model
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.common.geometry import Intrinsics
+from mp3d.common.paths import default_model
+from mp3d.data import bags
+from mp3d.data.imagecodec import ImageConversionError, depth_to_metres
+from mp3d.infer.depth import DepthConfig, refine_with_depth, torso_depth
+from mp3d.infer.estimator import Estimator
+from mp3d.infer.people import Person
 from mp3d_ros.image_conversion import rgb_to_image
 from node_harness import Probe, header
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -184,11 +185,11 @@ def test_replay_refines_from_the_bag_depth_topic(scenes, tmp_path):
 
     from rclpy.serialization import serialize_message
 
-    from mp3d_ros import bagio, replay
+    from mp3d_ros import replay
 
     bag = tmp_path / "rgbd"
     truths = []
-    with bagio.BagWriter(bag) as writer:
+    with bags.BagWriter(bag) as writer:
         for i, (rgb, mono) in enumerate(scenes):
             intr, hdr = _intrinsics(rgb), header(i)
             ns = hdr.stamp.sec * 10**9 + hdr.stamp.nanosec
@@ -211,7 +212,7 @@ def test_replay_refines_from_the_bag_depth_topic(scenes, tmp_path):
     out = tmp_path / "out"
     assert replay.run(parser.parse_args([str(bag), str(out), "--image-topic", "/cam/image",
                                          "--params-file", str(params), "--no-progress"])) == 0
-    people = [m for _, _, _, m in bagio.read_messages(out, ["/people"])]
+    people = [m for _, _, _, m in bags.read_messages(out, ["/people"])]
     errors = [abs(p.root.z - t.root[2]) for m, truth in zip(people, truths)
               for p, t in zip(m.people, truth) if p.root_source == Person3D.ROOT_DEPTH]
     assert len(errors) >= 0.7 * sum(len(t) for t in truths) and max(errors) < 0.05, errors

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
-from mp3d.eval_lifting import match
+from mp3d.eval.lifting import match
 
 KEYS = ("recall", "precision", "mpjpe_mm", "pa_mpjpe_mm", "pck150", "auc", "root_depth_err_m",
         "conf_auc", "conf_auc_hidden", "conf_mean_truncated", "conf_mean_visible")
@@ -33,8 +33,9 @@ def test_eval_lifting_json_with_the_peer(lafan1_paths, tmp_path):
 
 def test_joint_confidence_target():
     import torch
-    from mp3d import skeleton as sk
-    from mp3d.lifting import joint_conf_loss, joint_right
+    from mp3d.common import skeleton as sk
+    from mp3d.eval.metrics import joint_right
+    from mp3d.train.losses import joint_conf_loss
 
     gt = torch.from_numpy(sk.REST_POSE[None]).float()
     pred = gt.clone()

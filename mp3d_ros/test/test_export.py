@@ -12,12 +12,12 @@ import pytest
 import torch
 from conftest import REPO
 from mp3d import __version__
-from mp3d.cli import main as mp3d_main
-from mp3d.estimator import Estimator
-from mp3d.export import META_KEYS, OnnxDense
-from mp3d.geometry import Intrinsics
-from mp3d.imagedata import open_dataset
-from mp3d.paths import SHIPPED_SHA256, default_model
+from mp3d.cli.main import main as mp3d_main
+from mp3d.common.geometry import Intrinsics
+from mp3d.common.paths import SHIPPED_SHA256, default_model
+from mp3d.data.images import open_dataset
+from mp3d.infer.estimator import Estimator
+from mp3d.infer.onnx import META_KEYS, OnnxDense
 
 STUDENT = default_model("student.pt")
 CLIP = REPO / "mp3d_ros" / "data" / "demo_clip"
@@ -151,7 +151,7 @@ def test_untrusted_onnx_files_are_refused(exports, tmp_path):
 
 def test_backends_this_machine_lacks_are_refused_with_one_line(exports, monkeypatch):
     import onnxruntime as ort
-    from mp3d.training import DeviceUnavailableError
+    from mp3d.common.devices import DeviceUnavailableError
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this ONNX Runtime has CUDA")
@@ -167,7 +167,7 @@ def test_backends_this_machine_lacks_are_refused_with_one_line(exports, monkeypa
 
 
 def test_onnx_backend_exports_into_the_cache_once_and_matches_torch(tmp_path, monkeypatch):
-    from mp3d.estimator import available_backends
+    from mp3d.infer.estimator import available_backends
 
     monkeypatch.setenv("MP3D_CACHE", str(tmp_path))
     auto = Estimator(STUDENT, device="auto")

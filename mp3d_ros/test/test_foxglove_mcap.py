@@ -34,12 +34,13 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
+from mp3d.data import bags
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 
-from mp3d_ros import bagio, replay
+from mp3d_ros import replay
 
 PKG = Path(__file__).resolve().parents[1]
 CLIP = PKG / "data" / "demo_clip"
@@ -58,8 +59,8 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`mp3d replay` of the demo clip's first frames, with debug images and /tf."""
     root = tmp_path_factory.mktemp("foxglove")
     cut = root / "cut"
-    with bagio.BagWriter(cut) as writer:
-        for i, (topic, msgtype, stamp, raw) in enumerate(bagio.read_raw(CLIP)):
+    with bags.BagWriter(cut) as writer:
+        for i, (topic, msgtype, stamp, raw) in enumerate(bags.read_raw(CLIP)):
             if i == CUT_MESSAGES:
                 break
             writer.write(topic, msgtype, raw, stamp)
@@ -94,7 +95,7 @@ def recorded(replayed: Path, ros_env: dict[str, str],
     """mp3d_record in its own process records the demo's topics (and /tf) published here; the
     people, markers and transforms are the replay's, the diagnostics made up."""
     sent: dict[str, list[Any]] = {t: [] for t in (*DEMO_TOPICS, "/tf")}
-    for topic, msgtype, _, raw in bagio.read_raw(replayed, ["/people", "/people/markers", "/tf"]):
+    for topic, msgtype, _, raw in bags.read_raw(replayed, ["/people", "/people/markers", "/tf"]):
         sent[topic].append(deserialize_message(raw, _message_class(msgtype)))
     for i, level in enumerate((DiagnosticStatus.OK, DiagnosticStatus.WARN)):
         sent["/diagnostics"].append(DiagnosticArray(

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
-from mp3d.estimator import Estimator
-from mp3d.paths import default_model
-from mp3d.people import Person
+from mp3d.common.paths import default_model
+from mp3d.infer.estimator import Estimator
+from mp3d.infer.people import Person
 from mp3d_ros.frame_pipeline import BadFrameError, CameraInfoBuffer, FramePipeline
 from mp3d_ros.image_conversion import rgb_to_image
 from mp3d_ros.pose_config import PoseNodeConfig

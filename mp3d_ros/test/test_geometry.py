@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from mp3d.geometry import (
+from mp3d.common.geometry import (
     CameraCalibration,
     FallbackCamera,
     Intrinsics,

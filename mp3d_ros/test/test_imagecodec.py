@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
-from mp3d.imagecodec import (
+from mp3d.data.imagecodec import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     compressed_to_rgb,

@@ -9,15 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mp3d.imagecodec import ImageConversionError
-from mp3d.imagecodec import image_to_rgb as image_msg_to_rgb
-from mp3d.imagedata import (
-    BagDataset,
-    ImageFolderDataset,
-    VideoDataset,
-    open_dataset,
-    split_by_time,
-)
+from mp3d.data import bags
+from mp3d.data.imagecodec import ImageConversionError
+from mp3d.data.imagecodec import image_to_rgb as image_msg_to_rgb
+from mp3d.data.images import open_dataset
+from mp3d.data.images.bag import BagDataset
+from mp3d.data.images.dataset import split_by_time
+from mp3d.data.images.folder import ImageFolderDataset
+from mp3d.data.images.video import VideoDataset
 
 VTEST_FRAMES, VTEST_HW, VTEST_FPS = 795, (576, 768), 10.0
 
@@ -70,7 +69,7 @@ def test_video_frames_that_cannot_be_grabbed_are_skipped_not_the_end(tmp_path: P
     """A video cut short after it was opened (a copy still being written): sequential reading
     yields every frame; those past the cut raise OSError on reading, which FrameSkips counts,
     and the frames before it are the pixels written."""
-    from mp3d.pool import FrameSkips
+    from mp3d.data.images.skips import FrameSkips
 
     path = tmp_path / "cut.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
@@ -275,7 +274,7 @@ def test_bag_dataset_roundtrip(tmp_path: Path, storage: str):
 
 def test_bag_dataset_source_and_frame_ids_keep_their_format(tmp_path: Path):
     """Teacher caches are keyed by these strings: they must not change."""
-    from mp3d.imagedata import _file_identity
+    from mp3d.data.images.dataset import _file_identity
 
     bag = tmp_path / "fmt"
     truth = _write_bag(bag, "mcap")
@@ -286,10 +285,8 @@ def test_bag_dataset_source_and_frame_ids_keep_their_format(tmp_path: Path):
 
 
 def test_bag_dataset_refuses_bad_bags_in_one_line(tmp_path: Path):
-    from mp3d.imagedata import BagDatasetError
+    from mp3d.data.images.bag import BagDatasetError
     from rosbags.typesys import Stores, get_typestore
-
-    from mp3d_ros import bagio
 
     ts = get_typestore(Stores.ROS2_JAZZY)
     Info, Header = ts.types["sensor_msgs/msg/CameraInfo"], ts.types["std_msgs/msg/Header"]
@@ -299,7 +296,7 @@ def test_bag_dataset_refuses_bad_bags_in_one_line(tmp_path: Path):
                 binning_y=0, roi=ts.types["sensor_msgs/msg/RegionOfInterest"](
                     x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
     no_images = tmp_path / "no_images"
-    with bagio.BagWriter(no_images) as writer:
+    with bags.BagWriter(no_images) as writer:
         writer.write("/cam/camera_info", Info.__msgtype__,
                      ts.serialize_cdr(info, Info.__msgtype__), 10**9)
     with pytest.raises(ValueError, match=r"no image topic .*; topics: /cam/camera_info "
@@ -318,8 +315,8 @@ def test_bag_dataset_refuses_bad_bags_in_one_line(tmp_path: Path):
         open_dataset(cut, topic="/cam/image_raw")
     text = str(err.value)
     assert isinstance(err.value, ValueError) and "\n" not in text
-    assert "never closed" in text and f"python -m mp3d_ros.bagio recover {cut}" in text
-    bagio.recover_bag(cut)
+    assert "never closed" in text and f"mp3d bag recover {cut}" in text
+    bags.recover_bag(cut)
     assert len(BagDataset(cut, topic="/cam/image_raw")) >= 1  # what the recovery salvaged
 
 

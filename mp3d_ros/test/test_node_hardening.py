@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from mp3d.imagecodec import SUPPORTED_ENCODINGS
+from mp3d.data.imagecodec import SUPPORTED_ENCODINGS
 from mp3d_ros.image_conversion import rgb_to_compressed, rgb_to_image
 from node_harness import CONFIG, Probe, header
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue

@@ -2,10 +2,10 @@
 
 import numpy as np
 import torch
-from mp3d import skeleton as sk
-from mp3d.geometry import Intrinsics, project
-from mp3d.personmaps import MapConfig, decode_maps, encode_targets, find_peaks
-from mp3d.prior import PosePrior, PriorConfig
+from mp3d.common import skeleton as sk
+from mp3d.common.geometry import Intrinsics, project
+from mp3d.model.personmaps import MapConfig, decode_maps, encode_targets, find_peaks
+from mp3d.model.prior import PosePrior, PriorConfig
 
 W, H = 384, 288
 CFG = MapConfig()

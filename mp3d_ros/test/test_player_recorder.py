@@ -21,6 +21,7 @@ import pytest
 import yaml
 from builtin_interfaces.msg import Time
 from conftest import REPO
+from mp3d.data import bags
 from mp3d_ros.image_conversion import rgb_to_compressed, rgb_to_image
 from mp3d_ros.recorder import (
     MB,
@@ -35,8 +36,6 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
-
-from mp3d_ros import bagio
 
 FRAMES, HZ, W, H = 20, 10, 160, 120
 T0 = 1_000 * 10**9  # stamp of frame 0 (ns); frame i is T0 + i / HZ
@@ -63,7 +62,7 @@ def _pictures(duplicates: tuple[int, ...] = ()) -> list[np.ndarray]:
 
 def _source_bag(path: Path, pictures: list[np.ndarray], compressed: bool = False) -> Path:
     """CameraInfo then Image (or PNG CompressedImage on IMAGE/compressed) for each picture."""
-    with bagio.BagWriter(path) as writer:
+    with bags.BagWriter(path) as writer:
         for i, rgb in enumerate(pictures):
             ns = _stamp(i)
             header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="cam")
@@ -133,7 +132,7 @@ def _wait_for_splits(bag: Path, n: int, procs: list[subprocess.Popen], timeout: 
 def _recorded(bag: Path) -> tuple[list[tuple[int, int, np.ndarray]], list[tuple[int, list]]]:
     """(bag time, header stamp, pixels) of each recorded image; (bag time, K) of each info."""
     images, infos = [], []
-    for topic, msgtype, t, msg in bagio.read_messages(bag):
+    for topic, msgtype, t, msg in bags.read_messages(bag):
         stamp = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
         if msgtype == "sensor_msgs/msg/CompressedImage":
             assert topic == f"{IMAGE}/compressed" and "png" in msg.format
@@ -208,7 +207,7 @@ def test_sigterm_closes_the_bag_with_every_kept_frame(tmp_path, ros_env):
     assert rc == 0 and played["total"] >= 2 * summary["kept"], err
 
     bag = tmp_path / "rec"
-    bagio.check_bag_closed(bag)
+    bags.check_bag_closed(bag)
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta["relative_file_paths"] == summary["splits"] and len(summary["splits"]) >= 2
     with Reader(bag) as reader:
@@ -233,9 +232,9 @@ def test_sigkill_leaves_a_bag_recover_bag_repairs(tmp_path, ros_env):
               for t in meta["topics_with_message_count"]}[IMAGE]
     assert meta["relative_file_paths"] == listed and closed >= 6
 
-    with pytest.raises(bagio.TruncatedBagError, match="recover_bag"):
-        bagio.read_messages(bag)
-    report = bagio.recover_bag(bag)
+    with pytest.raises(bags.TruncatedBagError, match="recover_bag"):
+        bags.read_messages(bag)
+    report = bags.recover_bag(bag)
     images, infos = _recorded(bag)
     print(f"closed splits held {closed} frames; after recovery {len(images)} "
           f"({report.salvaged} salvaged)")
@@ -291,7 +290,7 @@ def test_sigkill_at_random_moments_loses_no_frame_the_recorder_reported(tmp_path
             assert reported == 0, (k, err)
             outcomes.append((round(float(delay), 2), reported, None))
             continue
-        report = bagio.recover_bag(bag)
+        report = bags.recover_bag(bag)
         images, infos = _recorded(bag)
         outcomes.append((round(float(delay), 2), reported, len(images)))
         assert len(images) >= reported, (k, reported, report)

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from mp3d import skeleton as sk
-from mp3d.geometry import Intrinsics, project
-from mp3d.pool import (
+from mp3d.common import skeleton as sk
+from mp3d.common.geometry import Intrinsics, project
+from mp3d.data import bags
+from mp3d.data.pool import (
     PoolConfig,
     Source,
     apply_affine,
@@ -37,7 +38,7 @@ def test_similarity_is_a_rolled_camera(mirror):
 
 
 def test_plain_view_is_the_letterbox():
-    from mp3d.geometry import letterbox
+    from mp3d.common.geometry import letterbox
 
     m, mirror, blur = draw_transform((576, 768), np.zeros((0, 17, 2)), np.zeros((0, 17)),
                                      PoolConfig(), np.random.default_rng(0), plain=True)
@@ -115,9 +116,7 @@ def _mixed_bag(path):
     calibrated at 128x96, twice the 64x48 images."""
     import cv2
 
-    from mp3d_ros import bagio
-
-    store = bagio.default_typestore()
+    store = bags.default_typestore()
     t = store.types
 
     def header(i):
@@ -128,7 +127,7 @@ def _mixed_bag(path):
         return bytes(store.serialize_cdr(msg, msg.__msgtype__))
 
     rng = np.random.default_rng(3)
-    with bagio.BagWriter(path) as writer:
+    with bags.BagWriter(path) as writer:
         info = t["sensor_msgs/msg/CameraInfo"](
             header=header(0), height=96, width=128, distortion_model="plumb_bob", d=np.zeros(5),
             k=np.array([200.0, 0, 63.5, 0, 200.0, 47.5, 0, 0, 1]), r=np.eye(3).ravel(),
@@ -173,7 +172,7 @@ class StubTeacher:
         self.calls = 0
 
     def __call__(self, rgb):
-        from mp3d.teachers import TeacherPeople
+        from mp3d.data.teachers.base import TeacherPeople
 
         self.calls += 1
         h, w = rgb.shape[:2]
@@ -182,8 +181,8 @@ class StubTeacher:
 
 
 def test_teach_and_pool_skip_bad_frames_count_them_and_strict_refuses(tmp_path, capsys):
-    from mp3d.pool import BadFrameError, FrameSkips
-    from mp3d.teach_cli import teach
+    from mp3d.data.images.skips import BadFrameError, FrameSkips
+    from mp3d.data.teachers.cache import teach
 
     bag, folder = _mixed_bag(tmp_path / "mixed"), _image_folder(tmp_path / "folder")
     cache, teacher = tmp_path / "cache", StubTeacher()
@@ -230,7 +229,7 @@ def test_train_student_strict_exits_2_with_one_error_line(tmp_path):
     import subprocess
     import sys
 
-    from mp3d.teach_cli import teach
+    from mp3d.data.teachers.cache import teach
 
     bag = _mixed_bag(tmp_path / "mixed")
     teach(bag, StubTeacher(), tmp_path / "cache", topic=RAW, progress=False)

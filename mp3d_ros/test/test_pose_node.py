@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import rclpy
 import torch
-from mp3d.geometry import Intrinsics
+from mp3d.common.geometry import Intrinsics
+from mp3d.data import bags
 from mp3d_ros.image_conversion import rgb_to_image
 from mp3d_ros.pose_config import PARAMETERS, PoseNodeConfig, read_config, read_params_file
 from node_harness import CONFIG, HZ, T0, header, play_clip, start_node
@@ -28,8 +29,6 @@ from rclpy.node import Node
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CameraInfo
 from visualization_msgs.msg import Marker
-
-from mp3d_ros import bagio
 
 FRAMES, W, H = 12, 768, 576
 DIAG_KEYS = {"input_rate_hz", "output_rate_hz", "processing_ms_mean", "processing_ms_max",
@@ -43,7 +42,7 @@ def clip_bag(vtest_video, tmp_path_factory) -> Path:
     cap = cv2.VideoCapture(str(vtest_video))
     path = tmp_path_factory.mktemp("pose") / "clip"
     k = Intrinsics.from_fov(W, H, 60.0)
-    with bagio.BagWriter(path) as writer:
+    with bags.BagWriter(path) as writer:
         for i in range(FRAMES):
             ok, bgr = cap.read()
             assert ok and bgr.shape == (H, W, 3)
@@ -174,12 +173,12 @@ def test_live_node_and_replay_publish_the_same_people(clip_bag, ros_env, tmp_pat
     assert len(live) == FRAMES, f"the live node answered {len(live)} of {FRAMES} frames"
     out = tmp_path / "replayed"
     # a real process, as the node is (same torch threads, nothing shared with this one)
-    res = subprocess.run([sys.executable, "-m", "mp3d.cli", "replay", str(clip_bag), str(out),
+    res = subprocess.run([sys.executable, "-m", "mp3d_ros.cli", "replay", str(clip_bag), str(out),
                           "--params-file", str(CONFIG), "--device", "cpu", "--no-progress"],
                          env=ros_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     offline = {(m.header.stamp.sec, m.header.stamp.nanosec): m
-               for _, _, _, m in bagio.read_messages(out, ["/people"])}
+               for _, _, _, m in bags.read_messages(out, ["/people"])}
     assert sorted(offline) == sorted(live)
     worst = 0.0
     for stamp, a in live.items():

@@ -19,13 +19,14 @@ import cv2
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from mp3d.data import bags
 from mp3d_ros.image_conversion import rgb_to_image
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
-from mp3d_ros import bagio, replay
+from mp3d_ros import replay
 
 FRAMES, HZ = 3, 10
 T0 = 1_700_000_000 * 10**9
@@ -61,7 +62,7 @@ def src_bag(vtest_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     cap.release()
     h, w = pictures[0].shape[:2]
     path = tmp_path_factory.mktemp("replay") / "input"
-    with bagio.BagWriter(path) as writer:
+    with bags.BagWriter(path) as writer:
         for i, rgb in enumerate(pictures):
             ns = _stamp(i)
             header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=FRAME_ID)
@@ -97,10 +98,10 @@ def test_one_people_array_and_marker_array_per_image(src_bag: Path, replayed: di
     assert replayed["codes"] == [0, 0]
     out = replayed["outs"][0]
     images = {}
-    for _, _, stamp, msg in bagio.read_messages(src_bag, [IMAGE]):
+    for _, _, stamp, msg in bags.read_messages(src_bag, [IMAGE]):
         images[stamp - RECEIVE_DELAY] = msg.header
     by_topic: dict[str, list[tuple[int, object]]] = {}
-    for topic, _, stamp, msg in bagio.read_messages(out):
+    for topic, _, stamp, msg in bags.read_messages(out):
         by_topic.setdefault(topic, []).append((stamp, msg))
     assert {t: len(v) for t, v in by_topic.items()} == {
         "/people": FRAMES, "/people/markers": FRAMES, IMAGE: FRAMES, INFO: FRAMES}
@@ -138,10 +139,10 @@ def test_output_bag_readable_by_rosbags(replayed: dict) -> None:
 
 
 def test_replay_is_deterministic_and_copies_inputs(src_bag: Path, replayed: dict) -> None:
-    a, b = (list(bagio.read_raw(out)) for out in replayed["outs"])
+    a, b = (list(bags.read_raw(out)) for out in replayed["outs"])
     assert a == b
     copied = [(t, raw) for t, _, _, raw in a if t in (IMAGE, INFO)]
-    assert copied == [(t, raw) for t, _, _, raw in bagio.read_raw(src_bag)]
+    assert copied == [(t, raw) for t, _, _, raw in bags.read_raw(src_bag)]
 
 
 def test_input_bag_untouched(replayed: dict) -> None:
@@ -158,7 +159,7 @@ def test_truncated_input_is_a_clear_error(src_bag: Path, tmp_path: Path,
     split.write_bytes(data[: len(data) * 2 // 3])
     assert replay.run(_args(broken, tmp_path / "out")) == 2
     err = capsys.readouterr().err
-    assert "truncated" in err and f"python -m mp3d_ros.bagio recover {broken}" in err, err
+    assert "truncated" in err and f"mp3d bag recover {broken}" in err, err
     assert not (tmp_path / "out").exists()
 
 
@@ -201,8 +202,8 @@ def test_a_params_file_is_checked_as_the_node_checks_it(src_bag: Path, tmp_path:
 
 
 def test_choose_topics_picks_the_image_and_its_camera_info() -> None:
-    def topic(name: str, msgtype: str) -> bagio.BagTopic:
-        return bagio.BagTopic(name, msgtype, 1)
+    def topic(name: str, msgtype: str) -> bags.BagTopic:
+        return bags.BagTopic(name, msgtype, 1)
 
     topics = {t.name: t for t in [
         topic("/a/image_raw/compressed", "sensor_msgs/msg/CompressedImage"),
@@ -244,7 +245,7 @@ def _bad_frames_bag(path: Path, picture: np.ndarray, compressed: bool) -> tuple[
                   Image(height=h, width=w, encoding="rgb8", step=3 * w, data=bytes(100)),
                   Image(height=0, width=0, encoding="rgb8", step=0), good]
         msgtype = "sensor_msgs/msg/Image"
-    with bagio.BagWriter(path) as writer:
+    with bags.BagWriter(path) as writer:
         for i, msg in enumerate(frames):
             ns = _stamp(i)
             header = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id=FRAME_ID)
@@ -267,7 +268,7 @@ def test_bad_frames_are_skipped_counted_and_strict_stops(
     assert ok
     picture = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (384, 288))
     bag, good = _bad_frames_bag(tmp_path / "mixed", picture, compressed)
-    total = len(list(bagio.read_raw(bag, [IMAGE])))
+    total = len(list(bags.read_raw(bag, [IMAGE])))
     assert replay.run(_args(bag, tmp_path / "out")) == 0
     captured = capsys.readouterr()
     summary = json.loads(captured.out.strip().splitlines()[-1])
@@ -277,11 +278,11 @@ def test_bad_frames_are_skipped_counted_and_strict_stops(
     assert "Traceback" not in captured.err
     # the good frames come after the CameraInfos 0 (fine) and, raw, 5 (NaN K)
     assert summary["warnings"] == ({} if compressed else {"camera_info_unusable": 1}), summary
-    people = [m for _, _, _, m in bagio.read_messages(tmp_path / "out", ["/people"])]
+    people = [m for _, _, _, m in bags.read_messages(tmp_path / "out", ["/people"])]
     assert len(people) == good and all(len(m.people) >= 1 for m in people)
-    copied = len(list(bagio.read_raw(tmp_path / "out", [IMAGE])))
+    copied = len(list(bags.read_raw(tmp_path / "out", [IMAGE])))
     assert copied == total  # nothing recorded is lost: every input image is copied
     assert replay.run(_args(bag, tmp_path / "strict", "--strict")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: image 1 ") and "--strict" in err, err
-    assert len(list(bagio.read_raw(tmp_path / "strict", ["/people"]))) == 1
+    assert len(list(bags.read_raw(tmp_path / "strict", ["/people"]))) == 1

@@ -5,28 +5,26 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 import torch
-from mp3d import skeleton as sk
-from mp3d.geometry import Intrinsics, project
-from mp3d.heatmaps import (
+from mp3d.common import skeleton as sk
+from mp3d.common.geometry import Intrinsics, project
+from mp3d.data.scenes.bodies import (
+    COCO_FROM_MUPOTS,
+    NUM_FACE,
+    canonical_from_y_up,
+    coco_joints_3d,
+    toy_pose_bank,
+)
+from mp3d.data.scenes.config import SceneConfig, TeacherNoise
+from mp3d.data.scenes.corruption import occlusion_mask, teacher_error_stats
+from mp3d.data.scenes.placement import camera_rotation
+from mp3d.data.scenes.sample import sample_scenes
+from mp3d.model.heatmaps import (
     HeatmapConfig,
     grid_size,
     grid_to_image,
     image_to_grid,
     ray_channels,
     render_keypoint_heatmaps,
-)
-from mp3d.scenes import (
-    COCO_FROM_MUPOTS,
-    NUM_FACE,
-    SceneConfig,
-    TeacherNoise,
-    camera_rotation,
-    canonical_from_y_up,
-    coco_joints_3d,
-    occlusion_mask,
-    sample_scenes,
-    teacher_error_stats,
-    toy_pose_bank,
 )
 
 CFG = SceneConfig()

@@ -1,7 +1,7 @@
 """The skeleton table: unique indices, a tree, symmetric pairs, and the teacher mapping."""
 
 import numpy as np
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 
 def test_names_unique_and_indexed():

@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 from conftest import REPO
-from mp3d import skeleton as sk
-from mp3d.cli import main as mp3d_main
-from mp3d.estimator import Estimator
-from mp3d.geometry import Intrinsics
-from mp3d.paths import default_model
-from mp3d.training import load_checkpoint
+from mp3d.cli.main import main as mp3d_main
+from mp3d.common import skeleton as sk
+from mp3d.common.checkpoints import load_checkpoint
+from mp3d.common.geometry import Intrinsics
+from mp3d.common.paths import default_model
+from mp3d.infer.estimator import Estimator
 
 MODELS = ("prior.pt", "posemap.pt", "student.pt")
 

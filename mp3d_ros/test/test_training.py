@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mp3d import skeleton as sk
-from mp3d.cli import main as mp3d_main
-from mp3d.lifting import load_posemap
-from mp3d.prior import PosePrior
-from mp3d.training import load_checkpoint
+from mp3d.cli.main import main as mp3d_main
+from mp3d.common import skeleton as sk
+from mp3d.common.checkpoints import load_checkpoint
+from mp3d.model.posemap import load_posemap
+from mp3d.model.prior import PosePrior
 
 
 def _log(path: Path) -> list[dict[str, float]]:

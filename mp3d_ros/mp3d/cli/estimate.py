@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from mp3d.paths import default_model
+    from mp3d.common.paths import default_model
 
     p = sub.add_parser("estimate", help="3D poses of everyone in an image")
     p.add_argument("image", help="image file (any format OpenCV reads)")
@@ -36,7 +36,7 @@ def picture(rgb, people, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mp3d.draw import draw_skeleton_2d, plot_skeleton_3d
+    from mp3d.infer.draw import draw_skeleton_2d, plot_skeleton_3d
 
     img = rgb.copy()
     for p in people:
@@ -61,9 +61,9 @@ def picture(rgb, people, path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from mp3d import skeleton as sk
-    from mp3d.estimator import Estimator
-    from mp3d.geometry import FallbackCamera
+    from mp3d.common import skeleton as sk
+    from mp3d.common.geometry import FallbackCamera
+    from mp3d.infer.estimator import Estimator
 
     if not Path(args.image).is_file():
         raise FileNotFoundError(f"cannot read image {args.image}: no such file")

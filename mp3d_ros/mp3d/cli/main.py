@@ -2,7 +2,8 @@
 
 Each tool module exposes `register(subparsers)`, which adds its parser and sets `func` to a
 function taking the parsed arguments and returning an exit code. Tool modules are imported only
-when listed here, and import their heavy dependencies (torch, ROS) inside `func`.
+when listed here (or handed in as `extra_modules`: the ROS package adds its ROS commands, play
+and replay, that way; the core never names it), and import their heavy dependencies inside `func`.
 
 Bad input never shows a traceback: an error that means bad input (a missing or unreadable file, a
 bad model, a value out of range, CUDA asked for and absent, a missing optional dependency; see
@@ -14,30 +15,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
+from collections.abc import Sequence
 
 # Modules providing subcommands, in help order.
 TOOL_MODULES: tuple[str, ...] = (
-    "mp3d.skeleton_cli", "mp3d.mocap.cli", "mp3d.teach_cli", "mp3d.train_cli", "mp3d.eval_cli",
-    "mp3d.estimate_cli", "mp3d.export", "mp3d.bench",
+    "mp3d.cli.skeleton", "mp3d.cli.mocap", "mp3d.cli.teach", "mp3d.cli.train", "mp3d.cli.eval",
+    "mp3d.cli.estimate", "mp3d.cli.export", "mp3d.cli.bench", "mp3d.cli.package", "mp3d.cli.bag",
 )
 
 
-# Subcommands that need ROS 2 (rclpy); listed only where mp3d_ros and rclpy import.
-ROS_TOOL_MODULES: tuple[str, ...] = ("mp3d_ros.player", "mp3d_ros.replay")
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_modules: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of every tool in TOOL_MODULES, then of each of `extra_modules`."""
     parser = argparse.ArgumentParser(prog="mp3d", description="mp3d: multi-person 3D human pose.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in TOOL_MODULES:
+    for name in (*TOOL_MODULES, *extra_modules):
         importlib.import_module(name).register(sub)
-    if importlib.util.find_spec("rclpy") is not None:
-        for name in ROS_TOOL_MODULES:
-            importlib.import_module(name).register(sub)
     return parser
 
 
@@ -46,8 +41,8 @@ def is_input_error(exc: BaseException) -> bool:
     ValueError (and the modules' subclasses: bad models, images, calibrations, mocap files),
     DeviceUnavailableError, TeacherUnavailableError, and a plain LookupError (the modules raise it
     for 'run mp3d teach first'; KeyError and IndexError are bugs)."""
-    from mp3d.teachers import TeacherUnavailableError
-    from mp3d.training import DeviceUnavailableError
+    from mp3d.common.devices import DeviceUnavailableError
+    from mp3d.data.teachers.base import TeacherUnavailableError
 
     if isinstance(exc, (KeyError, IndexError)):
         return False
@@ -60,8 +55,9 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, extra_modules: Sequence[str] = ()) -> int:
+    """Run the `mp3d` command (argv: default sys.argv[1:]); extra_modules: more tool modules."""
+    parser = build_parser(extra_modules)
     args = parser.parse_args(argv)
     if args.version:
         from mp3d import __version__
@@ -79,6 +75,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

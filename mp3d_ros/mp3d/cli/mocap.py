@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mp3d.mocap.dataset import build_pose_dataset, default_cache_dir
+    from mp3d.data.mocap.dataset import build_pose_dataset, default_cache_dir
 
     cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     try:

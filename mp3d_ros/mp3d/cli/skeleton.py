@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mp3d import skeleton as sk
+    from mp3d.common import skeleton as sk
 
     if args.json:
         print(json.dumps({"name": sk.NAME, "joint_names": list(sk.JOINT_NAMES),

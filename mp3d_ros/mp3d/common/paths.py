@@ -8,12 +8,17 @@ import hashlib
 import os
 from pathlib import Path
 
+# In a source checkout (or a symlinked colcon install): the package folder mp3d_ros/ and the
+# repository around it (scripts/, cache/, .venv-teacher/).
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
+REPO = PACKAGE_DIR.parent
+
 
 def models_dir() -> Path:
     env = os.environ.get("MP3D_MODELS")
     if env:
         return Path(env)
-    src = Path(__file__).resolve().parents[1] / "models"  # symlinked/source checkouts
+    src = PACKAGE_DIR / "models"  # symlinked/source checkouts
     if src.is_dir():
         return src
     try:

@@ -1,9 +1,9 @@
 """Canonical 3D poses for the prior and the scenes: loading from mocap, and pose augmentation.
 
-Canonical frame (shared with mp3d.prior and mp3d.scenes): pelvis at the origin, y down, the person
-facing -z, the person's right side at -x, metres (like mp3d.skeleton.REST_POSE). mp3d.mocap's
-canonical frame has x to the person's left, y up, z forward; ours is that turned 180 degrees
-about x (mp3d.scenes.canonical_from_y_up).
+Canonical frame (shared with mp3d.model.prior and mp3d.data.scenes): pelvis at the origin, y down,
+the person facing -z, the person's right side at -x, metres (like mp3d.common.skeleton.REST_POSE).
+mp3d.data.mocap's canonical frame has x to the person's left, y up, z forward; ours is that turned
+180 degrees about x (mp3d.data.scenes.bodies.canonical_from_y_up).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mp3d import skeleton as sk
-from mp3d.mocap.dataset import build_pose_dataset, load_pose_dataset
-from mp3d.mocap.retarget import to_root_relative_canonical
-from mp3d.scenes import canonical_from_y_up
+from mp3d.common import skeleton as sk
+from mp3d.data.mocap.dataset import build_pose_dataset, load_pose_dataset
+from mp3d.data.mocap.retarget import to_root_relative_canonical
+from mp3d.data.scenes.bodies import canonical_from_y_up
 
 # Kinematic chains that augmentation may re-pose as a whole: (first joint, joints moved).
 _CHAINS = {

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ def train_baseline(poses: np.ndarray, steps: int, rng: np.random.Generator, scen
     with the same augmentation, cameras and teacher corruption as P."""
     from tqdm import tqdm
 
-    from mp3d.posebank import augment
-    from mp3d.scenes import sample_scenes
+    from mp3d.data.posebank import augment
+    from mp3d.data.scenes.sample import sample_scenes
 
     model = LiftingMLP()
     opt = torch.optim.Adam(model.parameters(), lr=lr)

@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from mp3d import metrics
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
+from mp3d.eval import metrics
 
 LIMBS = tuple(sk.INDEX[n] for n in ("r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
                                      "l_wrist", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee",
@@ -26,7 +26,7 @@ LIMBS = tuple(sk.INDEX[n] for n in ("r_shoulder", "r_elbow", "r_wrist", "l_shoul
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mp3d.paths import default_model
+    from mp3d.common.paths import default_model
 
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video")
@@ -54,11 +54,11 @@ def torso_size(joints: np.ndarray) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mp3d.estimator import Estimator
-    from mp3d.geometry import FallbackCamera, resolve_intrinsics
-    from mp3d.imagedata import open_dataset, split_by_time
-    from mp3d.teach_cli import teacher_name_for
-    from mp3d.teachers import TeacherCache
+    from mp3d.common.geometry import FallbackCamera, resolve_intrinsics
+    from mp3d.data.images import open_dataset
+    from mp3d.data.images.dataset import split_by_time
+    from mp3d.data.teachers.cache import TeacherCache, teacher_name_for
+    from mp3d.infer.estimator import Estimator
 
     t0 = time.time()
     path = args.video or args.bag or args.folder
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if poses:
         real = None
         if args.reference:
-            from mp3d.posebank import load_canonical
+            from mp3d.data.posebank import load_canonical
 
             real = load_canonical(args.reference)
         plaus = metrics.plausibility(np.array(poses), real)

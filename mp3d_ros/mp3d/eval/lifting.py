@@ -7,9 +7,9 @@ of the predicted root. Root-relative metrics (MPJPE, PA-MPJPE, 3DPCK@150 mm and 
 MuPoTS joints) are over matched people; root depth error over matched people too.
 
 Per-joint confidence (as the Estimator reports it: P's confidence branch, scaled down where the
-joint projects outside the image, `mp3d.personmaps.seen_confidence`): a joint is "right" when
+joint projects outside the image, `mp3d.model.personmaps.seen_confidence`): a joint is "right" when
 its root-relative error is within `conf_frac` (0.15) of the person's body height
-(`mp3d.lifting.joint_right`). Reported: the area
+(`mp3d.train.losses.joint_right`). Reported: the area
 under the ROC of confidence against right, over all joints of matched people (`conf_auc`) and over
 the joints that the scene truncated (outside the image) or occluded (behind a closer person),
 together with the visible joints of the same people (`conf_auc_hidden`: does confidence tell the
@@ -27,15 +27,15 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from mp3d import metrics
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
+from mp3d.eval import metrics
 
 MATCH_MIN_PX = 8.0
 MATCH_FRAC = 0.25
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mp3d.paths import default_model
+    from mp3d.common.paths import default_model
 
     p.add_argument("--bvh", required=True, help="held-out motion: BVH file/folder or .npz")
     p.add_argument("--prior", default=str(default_model("prior.pt")))
@@ -98,7 +98,7 @@ def confidence_summary(conf: np.ndarray, right: np.ndarray, hidden: np.ndarray,
 
 
 def _summary(rec: dict[str, list], conf_frac: float = 0.15) -> dict[str, float]:
-    from mp3d.lifting import joint_right
+    from mp3d.eval.metrics import joint_right
 
     pred = np.array(rec["pred_rel"]).reshape(-1, 17, 3)
     gt = np.array(rec["gt_rel"]).reshape(-1, 17, 3)
@@ -130,13 +130,14 @@ def _baseline_summary(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mp3d.baseline import LiftingMLP, scene_people, teacher_found, train_baseline
-    from mp3d.lifting import load_posemap, posemap_inputs
-    from mp3d.personmaps import decode_maps, seen_confidence
-    from mp3d.posebank import load_canonical
-    from mp3d.prior import PosePrior
-    from mp3d.scenes import SceneConfig, sample_scenes
-    from mp3d.training import load_checkpoint, save_checkpoint
+    from mp3d.common.checkpoints import load_checkpoint, save_checkpoint
+    from mp3d.data.posebank import load_canonical
+    from mp3d.data.scenes.config import SceneConfig
+    from mp3d.data.scenes.sample import sample_scenes
+    from mp3d.eval.baseline import LiftingMLP, scene_people, teacher_found, train_baseline
+    from mp3d.model.personmaps import decode_maps, seen_confidence
+    from mp3d.model.posemap import load_posemap, posemap_inputs
+    from mp3d.model.prior import PosePrior
 
     t0 = time.time()
     heldout = load_canonical(args.bvh)

@@ -5,9 +5,14 @@ All functions take numpy arrays in metres and return millimetres or fractions as
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
+
+if TYPE_CHECKING:
+    import torch
 
 
 def mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -146,3 +151,10 @@ def plausibility(joints: np.ndarray, reference: np.ndarray | None = None) -> dic
         lo, hi = np.percentile(ref, 1, axis=0), np.percentile(ref, 99, axis=0)
         out["angles_in_range"] = float(((ang >= lo) & (ang <= hi)).mean())
     return out
+
+
+def joint_right(pred_rel: torch.Tensor, gt_rel: torch.Tensor, frac: float) -> torch.Tensor:
+    """Which joints are right: root-relative error within `frac` of the true body height,
+    (N, 17, 3) x2 -> (N, 17) bool."""
+    err = (pred_rel - gt_rel).norm(dim=-1)
+    return err <= frac * sk.body_height(gt_rel)[:, None]

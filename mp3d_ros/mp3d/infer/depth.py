@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mp3d import skeleton as sk
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.infer.people import Person
 
 TORSO = tuple(sk.INDEX[n] for n in ("l_shoulder", "r_shoulder", "l_hip", "r_hip", "thorax",
                                      "spine", "pelvis"))

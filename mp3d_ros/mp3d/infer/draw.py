@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 
 def _rgb255(c: tuple[float, float, float]) -> tuple[int, int, int]:

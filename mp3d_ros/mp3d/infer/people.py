@@ -6,16 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 
 @dataclass
 class Person:
-    """One person. Arrays follow the skeleton's joint order (mp3d.skeleton.JOINT_NAMES).
+    """One person. Arrays follow the skeleton's joint order (mp3d.common.skeleton.JOINT_NAMES).
 
     joints_3d: (17, 3) metres, camera optical frame. keypoints_2d: (17, 2) source-image pixels.
     joint_scores: (17,) in [0, 1]. score: person score in [0, 1]. track_id: -1 when untracked.
-    root_from_depth: the root's distance was measured by a depth camera (mp3d.depth), not
+    root_from_depth: the root's distance was measured by a depth camera (mp3d.infer.depth), not
     estimated from the image alone.
     """
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mp3d import skeleton as sk
-from mp3d.people import Person
+from mp3d.common import skeleton as sk
+from mp3d.infer.people import Person
 
 _INFEASIBLE = 1e9
 

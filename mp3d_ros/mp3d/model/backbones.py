@@ -272,7 +272,7 @@ def load_pretrained(module: nn.Module, path: str | Path, arch: str = "yolo11n") 
     for a truncated backbone); every weight the module has must be in it with the same shape.
     Raises FileNotFoundError / ValueError with one line naming the file.
     """
-    from mp3d.training import load_checkpoint
+    from mp3d.common.checkpoints import load_checkpoint
 
     path = Path(path)
     if not path.is_file():

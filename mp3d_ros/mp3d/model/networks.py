@@ -2,7 +2,7 @@
 
 Plain 3x3 convolutions, batch norm, ReLU, nearest upsampling and addition only, so the networks
 export cleanly to ONNX and TensorRT. Output maps have stride `MapConfig.stride` (8) with respect to
-the image; P reads keypoint heatmaps at stride 4 (mp3d.heatmaps) plus two ray channels.
+the image; P reads keypoint heatmaps at stride 4 (mp3d.model.heatmaps) plus two ray channels.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mp3d.skeleton import NUM_JOINTS
+from mp3d.common.skeleton import NUM_JOINTS
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class StudentConfig:
     """The image student S: RGB image -> the same person maps as P, at stride 8.
 
     backbone "plain": this module's own convolution encoder of `widths` (strides 2..128),
-    trained from scratch; "yolo11n": YOLO11n's backbone (mp3d.backbones, strides 8..32, with
+    trained from scratch; "yolo11n": YOLO11n's backbone (mp3d.model.backbones, strides 8..32, with
     its stride-32 attention block), "yolo11n-pan": the same with YOLO's PAN neck; both start from
     pretrained weights at training time (`widths` unused). With ONNX Runtime on a 2-core CPU at
     512x384 the network alone takes 2.3x "plain"'s time, 3.2x with the neck (MODEL_CARD.md)."""
@@ -193,7 +193,7 @@ class StudentNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         if cfg.backbone.startswith("yolo11n"):
-            from mp3d.backbones import Yolo11Backbone
+            from mp3d.model.backbones import Yolo11Backbone
 
             self.encoder: nn.Module = Yolo11Backbone(neck=cfg.backbone == "yolo11n-pan")
             mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # YOLO takes pixels / 255

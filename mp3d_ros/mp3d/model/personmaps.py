@@ -8,7 +8,7 @@ so it transfers across cameras and resizes) and the root's sub-cell offset. Deco
 the centre map (max-pool NMS, threshold) -> read the codes at each peak -> decoder(z) rotated ->
 root back-projected with the intrinsics -> absolute joints in the camera frame.
 
-Grid convention (mp3d.heatmaps, whose grid functions are used here): cell (i, j) of a stride-s
+Grid convention (mp3d.model.heatmaps, whose grid functions are used here): cell (i, j) of a stride-s
 grid is centred on image pixel ((j + 0.5) s - 0.5, (i + 0.5) s - 0.5).
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mp3d import skeleton as sk
-from mp3d.heatmaps import grid_size, grid_to_image, image_to_grid
-from mp3d.prior import matrix_to_rot6d, rot6d_to_matrix
+from mp3d.common import skeleton as sk
+from mp3d.model.heatmaps import grid_size, grid_to_image, image_to_grid
+from mp3d.model.prior import matrix_to_rot6d, rot6d_to_matrix
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The generative pose embedding: a VAE over canonical 3D poses whose decoder only emits skeletons.
 
 Canonical frame: root (pelvis) at the origin, camera-optical-like axes with y down, the person
-facing -z, the person's right side at -x (see mp3d.skeleton.REST_POSE). The decoder does not emit
-joint positions directly: it emits a unit direction per bone and one length per bone *type* (left
-and right share lengths), and forward kinematics builds the joints. So every decoded pose is a
+facing -z, the person's right side at -x (see mp3d.common.skeleton.REST_POSE). The decoder does not
+emit joint positions directly: it emits a unit direction per bone and one length per bone *type*
+(left and right share lengths), and forward kinematics builds the joints. So every decoded pose is a
 connected skeleton with exactly symmetric limbs, whatever the latent. A person in a scene is
 `rotation @ decoder(z)`: orientation is handled explicitly, outside the latent (METHOD.md).
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 
 @dataclass(frozen=True)

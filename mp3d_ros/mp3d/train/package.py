@@ -1,15 +1,10 @@
 """Package a training checkpoint for shipping: drop the optimiser state, store weights in
-float16 (loading casts them back to float32), optionally set the person threshold.
-
-Usage: python -m mp3d.package SRC.pt DST.pt [--peak-threshold T]
-"""
+float16 (loading casts them back to float32), optionally set the person threshold
+(`mp3d package SRC.pt DST.pt [--peak-threshold T]`)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from mp3d.training import load_checkpoint, save_checkpoint
+from mp3d.common.checkpoints import load_checkpoint, save_checkpoint
 
 
 def package(src: str, dst: str, peak_threshold: float | None = None) -> dict:
@@ -24,18 +19,3 @@ def package(src: str, dst: str, peak_threshold: float | None = None) -> dict:
     ckpt["packaged_from"] = str(src)
     save_checkpoint(ckpt, dst)
     return ckpt
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("src")
-    ap.add_argument("dst")
-    ap.add_argument("--peak-threshold", type=float)
-    a = ap.parse_args(argv)
-    package(a.src, a.dst, a.peak_threshold)
-    print(f"packaged {a.src} -> {a.dst}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

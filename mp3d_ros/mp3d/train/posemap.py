@@ -11,19 +11,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mp3d.lifting import (
-    LossWeights,
-    PoseMapConfig,
-    load_posemap,
-    posemap_inputs,
-    posemap_loss,
-    scene_targets,
-)
-from mp3d.networks import PoseMapNet, count_parameters
-from mp3d.posebank import augment, load_canonical
-from mp3d.prior import PosePrior
-from mp3d.scenes import SceneConfig, sample_scenes
-from mp3d.training import CsvLog, load_checkpoint, plot_curves, resolve_device, save_checkpoint
+from mp3d.common.checkpoints import load_checkpoint, save_checkpoint
+from mp3d.common.devices import resolve_device
+from mp3d.data.posebank import augment, load_canonical
+from mp3d.data.scenes.config import SceneConfig
+from mp3d.data.scenes.sample import sample_scenes
+from mp3d.model.networks import PoseMapNet, count_parameters
+from mp3d.model.posemap import PoseMapConfig, load_posemap, posemap_inputs
+from mp3d.model.prior import PosePrior
+from mp3d.train.logs import CsvLog, plot_curves
+from mp3d.train.losses import LossWeights, posemap_loss, scene_targets
 
 LOG_FIELDS = ["step", "loss", "centre", "pose", "latent", "rot", "depth", "offset", "conf",
               "mpjpe_mm",

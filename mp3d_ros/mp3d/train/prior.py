@@ -1,4 +1,4 @@
-"""Train and evaluate the generative pose embedding (mp3d.prior) on motion capture."""
+"""Train and evaluate the generative pose embedding (mp3d.model.prior) on motion capture."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mp3d import metrics
-from mp3d.posebank import augment, load_canonical
-from mp3d.prior import PosePrior, PriorConfig, to_numpy
-from mp3d.training import CsvLog, load_checkpoint, plot_curves, resolve_device, save_checkpoint
+from mp3d.common.checkpoints import load_checkpoint, save_checkpoint
+from mp3d.common.devices import resolve_device
+from mp3d.data.posebank import augment, load_canonical
+from mp3d.eval import metrics
+from mp3d.model.prior import PosePrior, PriorConfig, to_numpy
+from mp3d.train.logs import CsvLog, plot_curves
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,7 +99,7 @@ def train_prior(args: argparse.Namespace) -> dict[str, float]:
         result.update(evaluate_prior(model, heldout, train, seed=args.seed))
         g = torch.Generator().manual_seed(args.seed)
         pick = np.linspace(0, len(heldout) - 1, 8).astype(int)
-        from mp3d.draw import pose_grid_png
+        from mp3d.infer.draw import pose_grid_png
 
         pose_grid_png({"real (held out)": heldout[pick],
                        "reconstructed": to_numpy(model(torch.from_numpy(heldout[pick]))[0]),

@@ -25,22 +25,20 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from mp3d import skeleton as sk
-from mp3d.estimator import load_student, student_checkpoint
-from mp3d.heatmaps import grid_to_image
-from mp3d.lifting import focal_loss, load_posemap, posemap_inputs
-from mp3d.networks import BACKBONES, StudentConfig, StudentNet, count_parameters
-from mp3d.paths import default_model
-from mp3d.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
-from mp3d.pool import FrameSkips, PoolConfig, Source, build_pool
-from mp3d.prior import PosePrior, rot6d_to_matrix
-from mp3d.training import (
-    CsvLog,
-    load_checkpoint,
-    plot_curves,
-    resolve_device,
-    save_checkpoint,
-)
+from mp3d.common import skeleton as sk
+from mp3d.common.checkpoints import load_checkpoint, save_checkpoint
+from mp3d.common.devices import resolve_device
+from mp3d.common.paths import default_model
+from mp3d.data.images.skips import FrameSkips
+from mp3d.data.pool import PoolConfig, Source, build_pool
+from mp3d.model.heatmaps import grid_to_image
+from mp3d.model.networks import BACKBONES, StudentConfig, StudentNet, count_parameters
+from mp3d.model.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
+from mp3d.model.posemap import load_posemap, posemap_inputs
+from mp3d.model.prior import PosePrior, rot6d_to_matrix
+from mp3d.model.student import load_student, student_checkpoint
+from mp3d.train.logs import CsvLog, plot_curves
+from mp3d.train.losses import focal_loss
 
 LOG_FIELDS = ["step", "loss", "centre", "z", "rot", "depth", "offset", "pose", "reproj", "prior",
               "conf", "lr"]
@@ -106,7 +104,7 @@ class Prepared:
     """Everything training reads, computed once: the pool's samples, P's targets on them and the
     teacher keypoints at P's people. Index f: sample f of the pool."""
 
-    samples: list             # mp3d.pool.Sample: JPEG image, intrinsics, teacher people
+    samples: list             # mp3d.data.pool.Sample: JPEG image, intrinsics, teacher people
     intr: np.ndarray          # (F, 4) sample intrinsics fx, fy, cx, cy
     p_maps: torch.Tensor      # (F, 4, gh, gw) float16: P's centre logit, depth, offset
     peak_index: list[np.ndarray]    # per f: cells of P's people
@@ -324,7 +322,7 @@ def train_student(args: argparse.Namespace) -> Path:
         net = StudentNet(StudentConfig(backbone=args.backbone, input_width=width,
                                        input_height=height))
         if args.backbone.startswith("yolo11n"):
-            from mp3d.backbones import load_pretrained
+            from mp3d.model.backbones import load_pretrained
 
             load_pretrained(net.encoder, args.pretrained)
     scfg = net.cfg

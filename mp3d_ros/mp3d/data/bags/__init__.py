@@ -3,15 +3,15 @@
 rosbag2 itself (``rosbag2_py``, ``ros2 bag``) is not needed: writing uses the ``mcap`` package,
 reading uses ``rosbags``, message definitions come from rosbags' typestore (standard types) or from
 the ``.msg`` files of installed packages (``share/<pkg>/msg`` under ``AMENT_PREFIX_PATH``).
-Nothing here imports rclpy, so the ROS-free datasets (``mp3d.imagedata``) read bags through it.
+Nothing here imports rclpy, so the ROS-free datasets (``mp3d.data.images``) read bags through it.
 
 Modules: ``types`` (typestore, :func:`ensure_types`, :func:`qos_dict`, the errors), ``writer``
 (:class:`BagWriter`), ``reader`` (:func:`bag_topics`, :func:`check_bag_closed`, :func:`read_raw`,
 :func:`read_messages`, :class:`TopicReader`: one topic by index), ``recovery``
-(:func:`recover_bag`), ``cli`` (:func:`main`: ``mp3d_bag`` and ``python -m mp3d_ros.bagio``).
+(:func:`recover_bag`); the command is ``mp3d bag`` (mp3d.cli.bag; also ``mp3d_bag``).
 The readers take a bag folder or a bare ``.mcap`` / ``.db3`` file, deserialise each type with the
 bag's own definition else the typestore's, and refuse only the topics no definition describes
-(see :mod:`mp3d_ros.bagio.reader`).
+(see :mod:`mp3d.data.bags.reader`).
 
 What :class:`BagWriter` writes is the layout of ``ros2 bag record -s mcap`` (Jazzy and newer,
 metadata version 9): a folder ``NAME/`` holding ``metadata.yaml`` and the splits ``NAME_0.mcap``,
@@ -43,11 +43,23 @@ the salvaged message count; only then is the damaged copy removed, as it holds n
 split lacks.
 """
 
-from .cli import main
-from .reader import BagTopic, TopicReader, bag_topics, check_bag_closed, read_messages, read_raw
-from .recovery import RecoveryReport, recover_bag
-from .types import BagError, TruncatedBagError, default_typestore, ensure_types, qos_dict
-from .writer import BagWriter
+from mp3d.data.bags.reader import (
+    BagTopic,
+    TopicReader,
+    bag_topics,
+    check_bag_closed,
+    read_messages,
+    read_raw,
+)
+from mp3d.data.bags.recovery import RecoveryReport, recover_bag
+from mp3d.data.bags.types import (
+    BagError,
+    TruncatedBagError,
+    default_typestore,
+    ensure_types,
+    qos_dict,
+)
+from mp3d.data.bags.writer import BagWriter
 
 __all__ = [
     "BagError",
@@ -60,7 +72,6 @@ __all__ = [
     "check_bag_closed",
     "default_typestore",
     "ensure_types",
-    "main",
     "qos_dict",
     "read_messages",
     "read_raw",

@@ -37,7 +37,13 @@ from rosbags.typesys import (
     get_typestore,
 )
 
-from .types import BagError, TruncatedBagError, _referenced, default_typestore, ensure_types
+from mp3d.data.bags.types import (
+    BagError,
+    TruncatedBagError,
+    _referenced,
+    default_typestore,
+    ensure_types,
+)
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 _OP_FOOTER = 0x02
@@ -103,8 +109,8 @@ def check_bag_closed(path: str | os.PathLike) -> None:
         raise BagError(f"{folder} is not a rosbag2 folder (a directory with metadata.yaml)")
     listed = _listed(folder)
     mcaps = sorted(folder.glob("*.mcap"))
-    fix = (f"run mp3d_ros.bagio.recover_bag({str(folder)!r}) (or `python -m mp3d_ros.bagio "
-           f"recover {folder}`) to salvage every complete message")
+    fix = (f"run mp3d.data.bags.recover_bag({str(folder)!r}) (or `mp3d bag recover {folder}`) "
+           "to salvage every complete message")
     if listed is None:
         if mcaps:
             raise TruncatedBagError(
@@ -138,7 +144,7 @@ def _check_readable(path: Path) -> None:
     elif path.suffix == ".mcap" and not _has_footer(path):
         raise TruncatedBagError(
             f"{path} has no MCAP footer (its writer died): move it into a folder of its own and "
-            "run `python -m mp3d_ros.bagio recover FOLDER` (mp3d_ros.bagio.recover_bag) to "
+            "run `mp3d bag recover FOLDER` (mp3d.data.bags.recover_bag) to "
             "salvage every complete message")
 
 

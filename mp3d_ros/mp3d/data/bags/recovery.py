@@ -1,7 +1,7 @@
 """Crash recovery: :func:`recover_bag` salvages every complete message of splits without footer.
 
 What is kept of a damaged split, and when its copy is removed, is described in
-:mod:`mp3d_ros.bagio`.
+:mod:`mp3d.data.bags`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from mcap.reader import make_reader
 from mcap.records import Channel, Chunk, Message, Schema
 from mcap.stream_reader import CRCValidationError, StreamReader, breakup_chunk
 
-from .reader import _custom_data, _has_footer
-from .types import BagError
-from .writer import _bag_info, _SplitFile, _SplitInfo, _Topic, _write_metadata
+from mp3d.data.bags.reader import _custom_data, _has_footer
+from mp3d.data.bags.types import BagError
+from mp3d.data.bags.writer import _bag_info, _SplitFile, _SplitInfo, _Topic, _write_metadata
 
 _OP_CHUNK = 0x06
 _SPLIT_INDEX = re.compile(r"_(\d+)\.mcap$")

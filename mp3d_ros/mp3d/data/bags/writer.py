@@ -1,6 +1,6 @@
 """Writing rosbag2 MCAP bags: :class:`BagWriter`, its splits and their metadata.yaml.
 
-The layout, split policy and crash-safety guarantees are described in :mod:`mp3d_ros.bagio`.
+The layout, split policy and crash-safety guarantees are described in :mod:`mp3d.data.bags`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from mcap.writer import CompressionType
 from mcap.writer import Writer as McapFileWriter
 from rosbags.typesys import TypesysError
 
-from .types import BagError, default_typestore, ensure_types
+from mp3d.data.bags.types import BagError, default_typestore, ensure_types
 
 METADATA_VERSION = 9
-LIBRARY = f"mp3d_ros.bagio (mcap {mcap_version})"
+LIBRARY = f"mp3d.data.bags (mcap {mcap_version})"
 
 
 @dataclass

@@ -6,5 +6,5 @@ Modules (import them directly; this package imports nothing so `mp3d --help` sta
   retarget  map a BVH skeleton onto the 17 MuPoTS joints (metres, Y up), canonical orientation
   dataset   BVH files/folders -> cached .npz pose dataset, and its loader
   cli       the `mp3d mocap` subcommand
-  bench_fk  timing of parsing and forward kinematics (python -m mp3d.mocap.bench_fk FILE.bvh)
+  bench_fk  timing of parsing and forward kinematics (python -m mp3d.eval.bench.fk FILE.bvh)
 """

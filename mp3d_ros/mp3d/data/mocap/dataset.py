@@ -1,11 +1,11 @@
 """Pose datasets from motion capture: BVH files/folders -> one cached .npz of 17-joint poses.
 
-DeepMimic clips (humanoid3d_*.txt, mp3d.mocap.deepmimic) are taken beside BVH files: named
+DeepMimic clips (humanoid3d_*.txt, mp3d.data.mocap.deepmimic) are taken beside BVH files: named
 directly (any .txt/.json file) or found in folders by that file-name pattern.
 
 The .npz (see `PoseDataset`) holds every kept frame of every file as MuPoTS joints in metres, in
-the mocap world frame (the file's axes, Y up; see mp3d.mocap.retarget), plus where each frame came
-from. Two caches make re-runs cheap, both keyed by file content (SHA-256), mapping content, fps
+the mocap world frame (the file's axes, Y up; see mp3d.data.mocap.retarget), plus where each frame
+came from. Two caches make re-runs cheap, both keyed by file content (SHA-256), mapping content, fps
 and stride: the output file itself (a re-run with the same inputs and options only hashes the
 inputs), and an optional per-file cache folder (adding one file to a folder converts one file).
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mp3d import skeleton as sk
-from mp3d.mocap import deepmimic
-from mp3d.mocap.bvh import read_bvh
-from mp3d.mocap.retarget import SHIPPED, Mapping, detect_mapping, load_mapping, retarget
-from mp3d.paths import file_sha256
+from mp3d.common import skeleton as sk
+from mp3d.common.paths import file_sha256
+from mp3d.data.mocap import deepmimic
+from mp3d.data.mocap.bvh import read_bvh
+from mp3d.data.mocap.retarget import SHIPPED, Mapping, detect_mapping, load_mapping, retarget
 
 # Bump when the conversion changes in a way that invalidates cached results.
 CACHE_VERSION = 1
@@ -127,8 +127,9 @@ def convert_file(path: str | Path, mapping: Mapping | None = None, *, fps: float
                  ) -> tuple[np.ndarray, np.ndarray, str, float]:
     """One BVH file -> joints (M, 17, 3) float32 metres, frame indices (M,), mapping name, rate.
 
-    A DeepMimic clip (deepmimic.is_clip_path) is read by mp3d.mocap.deepmimic; `mapping` applies
-    to BVH files only (a clip's skeleton is fixed) and its mapping name is deepmimic.MAPPING_NAME.
+    A DeepMimic clip (deepmimic.is_clip_path) is read by mp3d.data.mocap.deepmimic; `mapping`
+    applies to BVH files only (a clip's skeleton is fixed) and its mapping name is
+    deepmimic.MAPPING_NAME.
     """
     if deepmimic.is_clip_path(path):
         clip = deepmimic.read_clip(path)

@@ -19,11 +19,11 @@ Skeleton (`JOINTS`, `SITES`): pybullet_data/humanoid/humanoid.urdf, whose length
 DeepMimic's humanoid3d character (pybullet loads it with globalScaling=0.25); the offsets below
 are the URDF's times 0.25, i.e. metres, and equal DeepMimic's data/characters/humanoid3d.txt.
 All joint frames have no rest rotation (URDF rpy 0), so a link's world rotation is its parent's
-times its local rotation, and a child sits at parent + R_parent @ offset (as in mp3d.mocap.fk).
+times its local rotation, and a child sits at parent + R_parent @ offset (as in mp3d.data.mocap.fk).
 World axes: Y up; the character's rest pose faces +x with its right side at +z (walk clips move
 along +x; right_hip is at +z).
 
-Retargeting to the MuPoTS joints (the same choices as mp3d.mocap.retarget makes for BVH):
+Retargeting to the MuPoTS joints (the same choices as mp3d.data.mocap.retarget makes for BVH):
   pelvis     the root (exactly the midpoint of the two hip joints)
   limbs      right/left hip, knee, ankle, shoulder, elbow joints; wrist = the fixed wrist frame
   thorax     mean of the two shoulder joints
@@ -36,8 +36,8 @@ Retargeting to the MuPoTS joints (the same choices as mp3d.mocap.retarget makes 
 Stature at rest (ankle 5 cm above the sole, as the foot box says): about 1.62 m.
 
 Output: `retarget` gives (F, 17, 3) metres in the file's world frame, Y up: the "mocap world"
-frame of mp3d.mocap.retarget, so `to_root_relative_canonical` and the pose datasets take it as is.
-Errors are `DeepMimicError` (a ValueError) naming the file.
+frame of mp3d.data.mocap.retarget, so `to_root_relative_canonical` and the pose datasets take it as
+is. Errors are `DeepMimicError` (a ValueError) naming the file.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mp3d import skeleton as sk
+from mp3d.common import skeleton as sk
 
 # Bump when the reading or retargeting changes results (it keys cached conversions).
 VERSION = 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mp3d.mocap.bvh import BVH
+from mp3d.data.mocap.bvh import BVH
 
 _AXIS = {"X": 0, "Y": 1, "Z": 2}
 

@@ -1,4 +1,4 @@
-"""Retarget BVH skeletons onto the 17 MuPoTS joints (mp3d.skeleton), in metres, Y up.
+"""Retarget BVH skeletons onto the 17 MuPoTS joints (mp3d.common.skeleton), in metres, Y up.
 
 A `Mapping` says how each of the 17 joints is read from a file's joints: the (weighted) mean of one
 or more source joints, or a point extended past a bone (tip + factor * (tip - base)), with
@@ -14,8 +14,8 @@ Shipped mappings (SHIPPED; `load_mapping` also reads a user's JSON or YAML file 
           with inches), the scale used by common CMU BVH loaders; user-settable.
   mixamo  Adobe Mixamo (mixamorig:Hips, ...; the prefix is optional), centimetres (scale 0.01).
 
-Joint choices (same spirit for all three; the teacher's COCO mapping in mp3d.skeleton also takes
-thorax and pelvis as the shoulder and hip midpoints):
+Joint choices (same spirit for all three; the teacher's COCO mapping in mp3d.common.skeleton
+also takes thorax and pelvis as the shoulder and hip midpoints):
   pelvis    mean(LeftUpLeg, RightUpLeg): midpoint of the hip joints (the BVH root "Hips" sits
             off it: 2 cm in LaFAN1, about 10 cm above it in CMU skeletons).
   thorax    mean(LeftArm, RightArm): midpoint of the shoulder joints.
@@ -49,9 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from mp3d import skeleton as sk
-from mp3d.mocap.bvh import BVH
-from mp3d.mocap.fk import forward_kinematics
+from mp3d.common import skeleton as sk
+from mp3d.data.mocap.bvh import BVH
+from mp3d.data.mocap.fk import forward_kinematics
 
 # End Sites with offsets shorter than this (file units) count as absent.
 END_SITE_MIN_LENGTH = 1e-6

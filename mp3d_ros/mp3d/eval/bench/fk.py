@@ -1,4 +1,4 @@
-"""Time BVH parsing and forward kinematics: python -m mp3d.mocap.bench_fk FILE.bvh [--frames N]."""
+"""Time BVH parsing and forward kinematics: python -m mp3d.eval.bench.fk FILE.bvh [--frames N]."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from mp3d.mocap.bvh import read_bvh
-from mp3d.mocap.fk import forward_kinematics
-from mp3d.mocap.retarget import retarget
+from mp3d.data.mocap.bvh import read_bvh
+from mp3d.data.mocap.fk import forward_kinematics
+from mp3d.data.mocap.retarget import retarget
 
 
 def _best_of(fn, repeat: int) -> float:

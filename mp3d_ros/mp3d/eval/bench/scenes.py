@@ -1,7 +1,7 @@
 """Timing of synthetic scene sampling and heatmap rendering, and the fit of the teacher noise model.
 
-    python -m mp3d.bench_scenes            # ms per batch (B = 32) and the simulated teacher error
-    python -m mp3d.bench_scenes --fit      # refit TeacherNoise to DATA.md's numbers (about 1 min)
+    python -m mp3d.eval.bench.scenes        # ms per batch (B = 32), the simulated teacher error
+    python -m mp3d.eval.bench.scenes --fit  # refit TeacherNoise to DATA.md's numbers (about 1 min)
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from mp3d.heatmaps import HeatmapConfig, grid_size, ray_channels, render_keypoint_heatmaps
-from mp3d.scenes import (
-    SceneBatch,
-    SceneConfig,
-    sample_scenes,
-    simulate_teacher,
-    teacher_error_stats,
-    toy_pose_bank,
-)
+from mp3d.data.scenes.batch import SceneBatch
+from mp3d.data.scenes.bodies import toy_pose_bank
+from mp3d.data.scenes.config import SceneConfig
+from mp3d.data.scenes.corruption import simulate_teacher, teacher_error_stats
+from mp3d.data.scenes.sample import sample_scenes
+from mp3d.model.heatmaps import HeatmapConfig, grid_size, ray_channels, render_keypoint_heatmaps
 
 # DATA.md: YOLO11n-pose error on real photos, fraction of the person's 2D height.
 TARGETS = {"median": 0.045, "mean": 0.09, "p90": 0.20, "frac_over_10": 0.29}
