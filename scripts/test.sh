@@ -86,7 +86,7 @@ done
 teacher_run() {
   ( _mp3d_leave "$ROOT"
     exec "$ROOT/.venv-teacher/bin/python" -m pytest mp3d_ros/test/test_teachers.py \
-      mp3d_ros/test/test_backbones.py -m teacher ${ARGS[@]+"${ARGS[@]}"}
+      mp3d_ros/test/test_yolo_pose.py mp3d_ros/test/test_student.py -m teacher ${ARGS[@]+"${ARGS[@]}"}
   )
 }
 t=$SECONDS

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
+from conftest import CLIP_INPUT_SIZE
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -39,7 +40,7 @@ def start_node(env: dict[str, str], *params: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "mp3d_ros.pose_node", "--ros-args", "--params-file",
            str(CONFIG), "-r", "image:=/cam/image", "-r", "camera_info:=/cam/camera_info",
            "-r", "image/compressed:=/cam/image/compressed",
-           "-p", "device:=cpu"]
+           "-p", "device:=cpu", "-p", f"input_size:={CLIP_INPUT_SIZE}"]
     for p in params:
         cmd += ["-p", p]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -5,8 +5,9 @@ The scenes: real vtest.avi frames, whose people the shipped model finds; their t
 positions are defined as the model's monocular estimate pushed TRUTH_SCALE times farther along
 the image rays (so the images stay right), and the aligned depth image is rendered from those
 true skeletons (torso polygons and limbs, nearest person in front, a far background). The node
-must then put every root it measured within 5 cm of the truth, where the monocular estimate is
-off by (TRUTH_SCALE - 1) of the distance.
+must then put every root it measured within 0.4% of its distance of the truth (the clip's people
+stand 15-21 m away, where the rendered sensor's 1% per-pixel noise is 15-21 cm: the torso's
+medians bring it under 8 cm), where the monocular estimate is off by (TRUTH_SCALE - 1) of it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import array
 import cv2
 import numpy as np
 import pytest
+from conftest import CLIP_INPUT_SIZE
 from mp3d.common import skeleton as sk
 from mp3d.common.geometry import Intrinsics
 from mp3d.common.paths import default_model
@@ -32,6 +34,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from mp3d_msgs.msg import Person3D
 
 TRUTH_SCALE = 1.3
+REL_TOL = 0.004  # a depth-measured root's error, relative to its distance
 BACKGROUND_M = 15.0
 SURFACE_M = DepthConfig().torso_half_depth_m  # the torso's front lies this far before the root
 LIMBS = [(a, b) for a, b in sk.BONES if a not in (14, 15) or b not in (14, 15)]
@@ -110,7 +113,7 @@ def test_refinement_moves_the_person_along_its_rays_and_ignores_the_background()
 def scenes(vtest_video) -> list[tuple[np.ndarray, list[Person]]]:
     """Three real frames with the model's monocular people (in-process, as the node will)."""
     cap = cv2.VideoCapture(str(vtest_video))
-    est = Estimator(default_model("student.pt"))
+    est = Estimator(default_model("student.pt"), input_size=CLIP_INPUT_SIZE)
     out = []
     for _ in range(3):
         for _ in range(10):
@@ -153,7 +156,7 @@ def test_node_refines_root_depth_from_a_depth_topic(ros_env, scenes):
             assert out.header == header(i) and len(out.people) == len(truth)
             for p, t in zip(out.people, truth):
                 key = "depth" if p.root_source == Person3D.ROOT_DEPTH else "monocular"
-                errors[key].append(abs(p.root.z - t.root[2]))
+                errors[key].append(abs(p.root.z - t.root[2]) / t.root[2])
         # a frame whose depth never comes: monocular, counted once more (a depth image that
         # came later than depth_wait_s on a loaded machine counted before it)
         n_diags = len(probe.lis.diags)
@@ -173,10 +176,11 @@ def test_node_refines_root_depth_from_a_depth_topic(ros_env, scenes):
     mono_err = [abs(p.root[2] * (TRUTH_SCALE - 1)) for _, ps in scenes for p in ps]
     n = len(errors["depth"]) + len(errors["monocular"])
     print(f"\nroot depth error: monocular {np.mean(mono_err):.2f} m mean; with depth "
-          f"{100 * np.mean(errors['depth']):.1f} cm mean, {100 * np.max(errors['depth']):.1f} "
-          f"cm max over {len(errors['depth'])} of {n} people (the rest: too little torso seen)")
+          f"{100 * np.mean(errors['depth']):.2f}% of the distance mean, "
+          f"{100 * np.max(errors['depth']):.2f}% max over {len(errors['depth'])} of {n} people "
+          "(the rest: past max_depth_m, 20 m, or too little torso seen)")
     assert len(errors["depth"]) >= 0.7 * n, errors
-    assert max(errors["depth"]) < 0.05, errors
+    assert max(errors["depth"]) < REL_TOL, errors
     assert np.mean(mono_err) > 0.5
 
 
@@ -211,8 +215,9 @@ def test_replay_refines_from_the_bag_depth_topic(scenes, tmp_path):
     replay.add_arguments(parser)
     out = tmp_path / "out"
     assert replay.run(parser.parse_args([str(bag), str(out), "--image-topic", "/cam/image",
-                                         "--params-file", str(params), "--no-progress"])) == 0
+                                         "--params-file", str(params), "--no-progress",
+                                         "--input-size", str(CLIP_INPUT_SIZE)])) == 0
     people = [m for _, _, _, m in bags.read_messages(out, ["/people"])]
-    errors = [abs(p.root.z - t.root[2]) for m, truth in zip(people, truths)
+    errors = [abs(p.root.z - t.root[2]) / t.root[2] for m, truth in zip(people, truths)
               for p, t in zip(m.people, truth) if p.root_source == Person3D.ROOT_DEPTH]
-    assert len(errors) >= 0.7 * sum(len(t) for t in truths) and max(errors) < 0.05, errors
+    assert len(errors) >= 0.7 * sum(len(t) for t in truths) and max(errors) < REL_TOL, errors

@@ -1,7 +1,8 @@
 """`mp3d export` and the ONNX Runtime backend: torch and ONNX Runtime agree on real frames of the
-bundled clip (batch 1 and 4, fixed and dynamic batch, and float16), the metadata ties an export to
-its checkpoint, and the backend refuses files it cannot trust with one line. Each export is made
-once per module (about a second each)."""
+bundled clip (batch 1 and 4, fixed and dynamic batch, and float16; the clip's model input size,
+conftest.CLIP_INPUT_SIZE, and a portrait input), the metadata ties an export to its checkpoint,
+and the backend refuses files it cannot trust with one line. Each export is made once per module
+(a few seconds each)."""
 
 import json
 import re
@@ -10,21 +11,22 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import REPO
+from conftest import CLIP_INPUT_SIZE, REPO
 from mp3d import __version__
 from mp3d.cli.main import main as mp3d_main
 from mp3d.common.geometry import Intrinsics
 from mp3d.common.paths import SHIPPED_SHA256, default_model
 from mp3d.data.images import open_dataset
 from mp3d.infer.estimator import Estimator
-from mp3d.infer.onnx import META_KEYS, OnnxDense
+from mp3d.infer.onnx import META_KEYS
 
 STUDENT = default_model("student.pt")
 CLIP = REPO / "mp3d_ros" / "data" / "demo_clip"
-MAP_TOL = 1e-3      # max abs difference of any dense map (logits, codes), float32 export
+MAP_TOL = 1e-2      # max abs difference of any dense output (boxes and keypoints in pixels,
+#                     scores, features), float32 export (ONNX Runtime's kernels round otherwise)
 JOINT_TOL_M = 1e-3  # max joint difference (m), float32 export
-FP16_MAP_TOL = 0.05  # float16 inside: measured 0.016 on these frames
-FP16_JOINT_TOL_M = 0.02  # measured 6.4 mm
+FP16_MAP_TOL = 0.02  # float16 inside: person scores (pixels up to ~960 round to 0.5 in float16)
+FP16_JOINT_TOL_M = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +52,17 @@ def frames() -> tuple[list[np.ndarray], list[Intrinsics]]:
 
 @pytest.fixture(scope="module")
 def torch_est() -> Estimator:
-    return Estimator(STUDENT)
+    return Estimator(STUDENT, input_size=CLIP_INPUT_SIZE)
 
 
-def _map_diff(a: Estimator, b: Estimator, rgbs: list[np.ndarray]) -> float:
+def _map_diff(a: Estimator, b: Estimator, rgbs: list[np.ndarray],
+              keys: tuple[str, ...] | None = None) -> float:
     x = torch.from_numpy(np.stack([a.preprocess(r)[0] for r in rgbs])).permute(0, 3, 1, 2)
     x = x.float() / 255
     with torch.no_grad():
         ma, mb = a.dense(x), b.dense(x)
     assert ma.keys() == mb.keys() and all(ma[k].shape == mb[k].shape for k in ma)
-    return max(float((ma[k] - mb[k]).abs().max()) for k in ma)
+    return max(float((ma[k] - mb[k]).abs().max()) for k in keys or ma)
 
 
 def _joint_diff(pa: list[list], pb: list[list]) -> float:
@@ -76,7 +79,7 @@ def _joint_diff(pa: list[list], pb: list[list]) -> float:
 @pytest.mark.parametrize("name", ["b1", "dynamic"])
 def test_onnx_matches_torch_batch_1_and_4(name, exports, frames, torch_est):
     rgbs, intr = frames
-    est = Estimator(STUDENT, onnx=exports[name])
+    est = Estimator(STUDENT, onnx=exports[name], input_size=CLIP_INPUT_SIZE)
     assert est.dense.dynamic_batch == (name == "dynamic") and not est.dense.fp16
     for rgb, k in zip(rgbs, intr):  # batch 1
         assert _map_diff(torch_est, est, [rgb]) < MAP_TOL
@@ -95,9 +98,9 @@ def test_fp16_export_is_valid_and_close(exports, frames, torch_est):
     assert [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)] == [
         onnx.TensorProto.FLOAT] * 5  # float32 at the interface
     rgbs, intr = frames
-    est = Estimator(STUDENT, onnx=exports["fp16"])
+    est = Estimator(STUDENT, onnx=exports["fp16"], input_size=CLIP_INPUT_SIZE)
     assert est.dense.fp16 and est.dense.dynamic_batch
-    assert _map_diff(torch_est, est, rgbs) < FP16_MAP_TOL
+    assert _map_diff(torch_est, est, rgbs, ("score",)) < FP16_MAP_TOL
     ref = torch_est.estimate_batch(rgbs, intr)
     assert _joint_diff(ref, est.estimate_batch(rgbs, intr)) < FP16_JOINT_TOL_M
 
@@ -110,7 +113,7 @@ def test_metadata_ties_the_export_to_its_checkpoint(exports):
         assert meta["mp3d.checkpoint_sha256"] == SHIPPED_SHA256["student.pt"]
         net = {k: list(v) if isinstance(v, tuple) else v for k, v in ckpt["config"]["net"].items()}
         assert json.loads(meta["mp3d.student_config"]) == net
-        assert json.loads(meta["mp3d.input_size"]) == [448, 336]
+        assert json.loads(meta["mp3d.input_size"]) == 640
         assert meta["mp3d.opset"] == "17" and meta["mp3d.version"] == __version__
         assert json.loads(meta["mp3d.fp16"]) is fp16
         assert json.loads(meta["mp3d.dynamic_batch"]) is dyn
@@ -144,7 +147,8 @@ def test_untrusted_onnx_files_are_refused(exports, tmp_path):
     torch.save({**torch.load(STUDENT, weights_only=True), "note": "fine-tuned"}, other)
     assert mp3d_main(["export", "--model", str(other), "--out", str(tmp_path / "other.onnx")]) == 0
     _refused(ValueError, r"ONNX file .*other\.onnx was exported from another checkpoint \(SHA-256 "
-             r"[0-9a-f]{12}\.\.\., this one is c0f9e2479aaa\.\.\.\): export it again",
+             rf"[0-9a-f]{{12}}\.\.\., this one is {SHIPPED_SHA256['student.pt'][:12]}\.\.\.\): "
+             r"export it again",
              onnx=tmp_path / "other.onnx")
     assert len(Estimator(other, onnx=tmp_path / "other.onnx")(np.zeros((8, 8, 3), np.uint8))) == 0
 
@@ -192,7 +196,8 @@ def test_onnx_backend_exports_into_the_cache_once_and_matches_torch(tmp_path, mo
 
 def test_onnx_runtime_threads_are_the_callers(exports, frames, torch_est):
     rgbs, intr = frames
-    one = Estimator(STUDENT, backend="onnxruntime", onnx=exports["dynamic"], threads=1)
+    one = Estimator(STUDENT, backend="onnxruntime", onnx=exports["dynamic"], threads=1,
+                    input_size=CLIP_INPUT_SIZE)
     assert one.dense.session.get_session_options().intra_op_num_threads == 1
     assert one.describe() == "onnxruntime on cpu (1 thread)"
     assert _joint_diff(torch_est.estimate_batch(rgbs, intr), one.estimate_batch(rgbs, intr)) \
@@ -201,8 +206,11 @@ def test_onnx_runtime_threads_are_the_callers(exports, frames, torch_est):
         Estimator(STUDENT, backend="onnxruntime", onnx=exports["dynamic"], threads=-1)
 
 
-def test_other_input_size_is_refused(exports):
-    with pytest.raises(ValueError) as info:
-        OnnxDense(exports["b1"], SHIPPED_SHA256["student.pt"], (512, 384))
-    assert str(info.value).endswith("takes image of shape [1, 3, 336, 448], the checkpoint's "
-                                    "network takes (N, 3, 384, 512)"), info.value
+def test_one_export_takes_every_aspect(exports):
+    """The graph's height and width are free: a portrait letterbox (the long side vertical) runs
+    through the same file and agrees with torch."""
+    rgb = np.random.default_rng(1).integers(0, 255, (640, 360, 3), dtype=np.uint8)
+    rgb[100:560, 140:220] = 220
+    a, b = Estimator(STUDENT), Estimator(STUDENT, onnx=exports["b1"])
+    assert _map_diff(a, b, [rgb]) < MAP_TOL
+    assert a.preprocess(rgb)[0].shape == (640, 384, 3)  # 640x360 at the default 640: 384 = 360 rounded up to 32

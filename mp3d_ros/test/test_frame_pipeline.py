@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from conftest import CLIP_INPUT_SIZE
 from diagnostic_msgs.msg import DiagnosticStatus
 from mp3d.common.paths import default_model
 from mp3d.infer.estimator import Estimator
@@ -41,7 +42,7 @@ def _info(ns: int, fx: float = FX, width: int = 384, height: int = 288,
 
 @pytest.fixture(scope="module")
 def estimator() -> Estimator:
-    return Estimator(default_model("student.pt"))
+    return Estimator(default_model("student.pt"), input_size=CLIP_INPUT_SIZE)
 
 
 @pytest.fixture(scope="module")

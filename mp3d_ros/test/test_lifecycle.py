@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+from conftest import CLIP_INPUT_SIZE
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from mp3d_ros.image_conversion import rgb_to_image
@@ -23,7 +24,8 @@ class Managed:
     def __init__(self, env: dict[str, str], *params: str) -> None:
         cmd = [sys.executable, "-m", "mp3d_ros.pose_lifecycle_node", "--ros-args",
                "--params-file", str(CONFIG), "-p", "device:=cpu", "-p",
-               "image_reliability:=reliable", "-r", "image:=/cam/image"]
+               "image_reliability:=reliable", "-p", f"input_size:={CLIP_INPUT_SIZE}", "-r",
+               "image:=/cam/image"]
         for p in params:
             cmd += ["-p", p]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,

@@ -77,18 +77,24 @@ def _bad_files(student: dict, tmp_path) -> dict[str, tuple[str, type, str]]:
                       ValueError, r"nc\.pt lacks config$"),
         "no state_dict": (_saved({k: v for k, v in student.items() if k != "state_dict"},
                                  p / "nsd.pt"), ValueError, r"nsd\.pt lacks state_dict$"),
-        "no config['maps']": (_saved({**student, "config": {"net": student["config"]["net"]}},
-                                     p / "nm.pt"), ValueError, r"nm\.pt lacks config\['maps'\]"),
-        "net field missing": (_saved(_with_net(student, input_width=None), p / "nf.pt"),
+        "no config['decode']": (_saved({**student, "config": {"net": student["config"]["net"]}},
+                                       p / "nm.pt"), ValueError,
+                                r"nm\.pt lacks config\['decode'\]"),
+        "older student": (_saved({**student, "version": 2}, p / "v2.pt"), ValueError,
+                          r"v2\.pt is a version 2 student; this mp3d reads version 3"),
+        "net field missing": (_saved(_with_net(student, input_size=None), p / "nf.pt"),
                               ValueError,
-                              r"nf\.pt: config\['net'\] lacks fields \['input_width'\]$"),
+                              r"nf\.pt: config\['net'\] lacks fields \['input_size'\]$"),
         "net field unknown": (_saved(_with_net(student, colour="red"), p / "uf.pt"), ValueError,
                               r"uf\.pt: config\['net'\] has unknown fields \['colour'\]$"),
-        "net field of the wrong type": (_saved(_with_net(student, input_width="448"), p / "wt.pt"),
-                                        ValueError, r"wt\.pt: config\['net'\]\['input_width'\] is "
+        "net field of the wrong type": (_saved(_with_net(student, input_size="448"), p / "wt.pt"),
+                                        ValueError, r"wt\.pt: config\['net'\]\['input_size'\] is "
                                         r"'448', expected int like 512"),
-        "unknown backbone": (_saved(_with_net(student, backbone="resnet"), p / "bb.pt"),
-                             ValueError, r"bb\.pt: config\['net'\]: unknown student backbone"),
+        "unknown trunk": (_saved(_with_net(student, trunk="resnet"), p / "bb.pt"),
+                          ValueError, r"bb\.pt: config\['net'\]: unknown trunk 'resnet'"),
+        "another teacher's trunk": (_saved(_with_net(student, trunk_sha256="0" * 64), p / "ts.pt"),
+                                    ValueError, r"ts\.pt wants the trunk weights of a teacher "
+                                    r"checkpoint with SHA-256 0000"),
         "weights of the wrong shape": (_saved({**student, "state_dict": big}, p / "ws.pt"),
                                        ValueError, r"ws\.pt does not fit the network"),
         "weights not tensors": (_saved({**student, "decoder_state_dict": [1]}, p / "wn.pt"),
@@ -171,33 +177,31 @@ def frame() -> np.ndarray:
     return open_dataset(CLIP).read_rgb(0)
 
 
-def test_decoding_runs_where_the_code_head_and_decoder_live(estimator, frame, monkeypatch):
-    """The maps go to the code head's device once, and the head and the pose decoder get their
-    inputs there (with CUDA, the bug was maps on the CPU and the head on the GPU)."""
-    head_dev = next(estimator.net.heads.code.parameters()).device
+def test_decoding_runs_where_the_heads_and_decoder_live(estimator, frame, monkeypatch):
+    """The dense outputs go to the heads' device once, and the person head and the pose decoder
+    get their inputs there (with CUDA, the bug was maps on the CPU and the head on the GPU)."""
+    head_dev = next(estimator.net.head.parameters()).device
     seen: list[tuple[str, torch.device]] = []
-    codes, decode = estimator.net.heads.codes, estimator_mod.decode_maps
+    decode = estimator_mod.decode_people
 
-    def spy_codes(f):
-        seen.append(("code head", f.device))
-        return codes(f)
+    def spy_decode(dense, *args):
+        seen.extend((f"dense {k}", v.device) for k, v in dense.items())
+        return decode(dense, *args)
 
-    def spy_decode(maps, *args):
-        seen.extend((f"map {k}", v.device) for k, v in maps.items())
-        return decode(maps, *args)
-
-    monkeypatch.setattr(estimator.net.heads, "codes", spy_codes)
-    monkeypatch.setattr(estimator_mod, "decode_maps", spy_decode)
-    hook = estimator.decoder.register_forward_pre_hook(
-        lambda _m, args: seen.append(("decoder", args[0].device)))
+    monkeypatch.setattr(estimator_mod, "decode_people", spy_decode)
+    hooks = [estimator.net.head.register_forward_pre_hook(
+        lambda _m, args: seen.append(("person head", args[0].device))),
+        estimator.decoder.register_forward_pre_hook(
+        lambda _m, args: seen.append(("decoder", args[0].device)))]
     try:
         people = estimator(frame)
     finally:
-        hook.remove()
-    assert people and {n for n, _ in seen} >= {"code head", "decoder", "map feat", "map centre"}
+        for h in hooks:
+            h.remove()
+    assert people and {n for n, _ in seen} >= {"person head", "decoder", "dense feat",
+                                               "dense score"}
     assert all(d == head_dev for _, d in seen), seen
     assert next(estimator.decoder.parameters()).device == head_dev == estimator.device
-
 
 
 def test_images_of_any_size_give_a_list(estimator):

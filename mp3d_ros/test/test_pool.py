@@ -235,7 +235,7 @@ def test_train_student_strict_exits_2_with_one_error_line(tmp_path):
     teach(bag, StubTeacher(), tmp_path / "cache", topic=RAW, progress=False)
     res = subprocess.run([sys.executable, "-m", "mp3d.cli", "train", "student", "--data",
                           f"{bag}@0:1@{RAW}", "--teacher-cache", str(tmp_path / "cache"),
-                          "--teacher", "stub-teacher", "--input-size", "64x48", "--strict",
+                          "--teacher", "stub-teacher", "--input-size", "64", "--strict",
                           "--out", str(tmp_path / "run"), "--steps", "1"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2, res.stderr

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import rclpy
 import torch
+from conftest import CLIP_INPUT_SIZE
 from mp3d.common.geometry import Intrinsics
 from mp3d.data import bags
 from mp3d_ros.image_conversion import rgb_to_image
@@ -174,7 +175,8 @@ def test_live_node_and_replay_publish_the_same_people(clip_bag, ros_env, tmp_pat
     out = tmp_path / "replayed"
     # a real process, as the node is (same torch threads, nothing shared with this one)
     res = subprocess.run([sys.executable, "-m", "mp3d_ros.cli", "replay", str(clip_bag), str(out),
-                          "--params-file", str(CONFIG), "--device", "cpu", "--no-progress"],
+                          "--params-file", str(CONFIG), "--device", "cpu", "--no-progress",
+                          "--input-size", str(CLIP_INPUT_SIZE)],
                          env=ros_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     offline = {(m.header.stamp.sec, m.header.stamp.nanosec): m

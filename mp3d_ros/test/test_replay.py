@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
+from conftest import CLIP_INPUT_SIZE
 from mp3d.data import bags
 from mp3d_ros.image_conversion import rgb_to_image
 from rclpy.serialization import serialize_message
@@ -82,7 +83,8 @@ def src_bag(vtest_video: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 def _args(in_bag: Path, out_bag: Path, *extra: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     replay.add_arguments(parser)
-    return parser.parse_args([str(in_bag), str(out_bag), "--no-progress", *extra])
+    return parser.parse_args([str(in_bag), str(out_bag), "--no-progress", "--input-size",
+                              str(CLIP_INPUT_SIZE), *extra])
 
 
 @pytest.fixture(scope="module")

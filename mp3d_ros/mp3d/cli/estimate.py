@@ -11,6 +11,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     from mp3d.common.paths import default_model
+    from mp3d.infer.estimator import add_model_options
 
     p = sub.add_parser("estimate", help="3D poses of everyone in an image")
     p.add_argument("image", help="image file (any format OpenCV reads)")
@@ -24,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx", help="the model's ONNX export (default: exported into the cache)")
     p.add_argument("--fp16", action="store_true", help="float16 on CUDA")
     p.add_argument("--threshold", type=float, help="person score threshold")
+    add_model_options(p)
     p.add_argument("--out", help="write a picture: the image with 2D skeletons beside a 3D view")
     p.add_argument("--json", action="store_true", help="last line: one JSON object")
     p.set_defaults(func=run)
@@ -74,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     h, w = rgb.shape[:2]
     intr = FallbackCamera(args.fx or 0.0, args.fy or 0.0, args.cx, args.cy).intrinsics(w, h)
     est = Estimator(args.model, args.device, peak_threshold=args.threshold, onnx=args.onnx,
-                    backend=args.backend, fp16=args.fp16)
+                    backend=args.backend, fp16=args.fp16, input_size=args.input_size,
+                    refine_steps=args.refine_steps)
     for note in est.notes:
         print(f"warning: {note}", file=sys.stderr)
     people = est(rgb, intr)

@@ -33,7 +33,7 @@ def models_dir() -> Path:
 SHIPPED_SHA256: dict[str, str] = {
     "prior.pt": "d46244285fc8466733fc7719bd7a4ace4755c95b763b49e44ee86dccc500adb1",
     "posemap.pt": "491938ad77e0a093d054fd1e0fdb02acfc74c21336d7705d949c6f2ad1fdf6d8",
-    "student.pt": "c0f9e2479aaaddce1d611e4ae5fdffd65aba89ed05426c7c5a4c9a5c23fb923a",
+    "student.pt": "fb8bf39c70353903cc5760a6182bc245dfb63d6ac7a06483b8a48131a159a22f",
 }
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mp3d.common import skeleton as sk
+from mp3d.data.scenes.batch import teacher_found
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,6 @@ def scene_people(batch, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                             batch.intrinsics[b])
     j = batch.joints_cam[b, p]
     return feats, (j - j[:, sk.ROOT:sk.ROOT + 1]).astype(np.float32)
-
-
-def teacher_found(batch) -> np.ndarray:
-    """(B, P) real people the teacher reported (at least one confident keypoint)."""
-    P = batch.valid.shape[1]
-    return batch.valid & ~batch.teacher_missed & (batch.teacher_conf[:, :P] > 0).any(-1)
 
 
 def train_baseline(poses: np.ndarray, steps: int, rng: np.random.Generator, scene_cfg,

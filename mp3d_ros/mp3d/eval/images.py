@@ -27,6 +27,7 @@ LIMBS = tuple(sk.INDEX[n] for n in ("r_shoulder", "r_elbow", "r_wrist", "l_shoul
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mp3d.common.paths import default_model
+    from mp3d.infer.estimator import add_model_options
 
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video")
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", help="real motion (BVH or .npz) for the plausibility yardstick")
     p.add_argument("--min-conf", type=float, default=0.5)
     p.add_argument("--threshold", type=float, help="person score threshold (default: the model's)")
+    add_model_options(p)
     p.add_argument("--json", action="store_true")
 
 
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.video or args.bag or args.folder
     ds = open_dataset(path, topic=args.topic) if args.topic else open_dataset(path)
     frames = split_by_time(ds, args.start_frac, args.end_frac)
-    est = Estimator(args.model, peak_threshold=args.threshold)
+    est = Estimator(args.model, peak_threshold=args.threshold, input_size=args.input_size,
+                    refine_steps=args.refine_steps)
     cache = TeacherCache(args.teacher_cache)
     name = teacher_name_for(args.teacher_cache, path, args.teacher)
     n_teacher = n_student = n_match = 0

@@ -1,16 +1,19 @@
 """`mp3d export`: the student's dense network to ONNX, tied to its checkpoint, and an ONNX Runtime
 backend for it that refuses a file it cannot trust.
 
-The exported graph takes (1, 3, H, W) float32 RGB in [0, 1] at the student's input size (N, 3, H, W
-with --dynamic-batch) and returns the dense maps (centre logits, depth, offset, code features) in
-float32; the per-person code head and the pose decoder stay in torch. With --fp16 the weights and
-activations inside are float16 (casts at the input and the outputs keep the interface float32);
-ONNX Runtime's CPU provider runs such a file, and the Estimator uses it like any other.
+The exported graph is the student's dense part, the trunk (the teacher's network) and its anchor
+features: it takes (1, 3, H, W) float32 RGB in [0, 1] (N, 3, H, W with --dynamic-batch), any H and
+W that are multiples of 32 (the letterbox follows the image's aspect), and returns per anchor the
+box, person score, 17 keypoints and head features in float32 (mp3d.model.student.DENSE_OUTPUTS);
+the person NMS, the per-person head, the pose decoder and the refinement stay in torch, at the kept
+anchors only. With --fp16 the weights and activations inside are float16 (casts at the input and
+the outputs keep the interface float32); ONNX Runtime's CPU provider runs such a file, and the
+Estimator uses it like any other.
 
 The file's metadata_props (META_KEYS) name the checkpoint it came from (SHA-256), the student's
-network config (JSON), input size, opset, fp16, dynamic_batch and the mp3d version. `OnnxDense`
-refuses, with one line, a file that is missing, corrupt, without that metadata, from another
-checkpoint, or of another input size (docs/model_files.md).
+network config (JSON), its input size (long side), opset, fp16, dynamic_batch and the mp3d
+version. `OnnxDense` refuses, with one line, a file that is missing, corrupt, without that
+metadata, or from another checkpoint (docs/model_files.md).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-OUTPUTS = ("centre", "depth", "offset", "feat")
+from mp3d.model.student import DENSE_OUTPUTS as OUTPUTS
+from mp3d.model.student import letterbox_shape
+
 META_KEYS = ("mp3d.checkpoint_sha256", "mp3d.student_config", "mp3d.input_size", "mp3d.opset",
              "mp3d.fp16", "mp3d.dynamic_batch", "mp3d.version")
 
@@ -48,8 +53,8 @@ def export_metadata(sha256: str, net_config: dict, opset: int, fp16: bool,
     values). net_config: the student's StudentConfig as a dict."""
     from mp3d import __version__
 
-    size = [net_config["input_width"], net_config["input_height"]]
-    vals = (sha256, json.dumps(net_config, sort_keys=True), json.dumps(size), str(opset),
+    vals = (sha256, json.dumps(net_config, sort_keys=True), json.dumps(net_config["input_size"]),
+            str(opset),
             json.dumps(fp16), json.dumps(dynamic_batch), __version__)
     return dict(zip(META_KEYS, vals))
 
@@ -67,8 +72,11 @@ def export_onnx(model_path: str | Path, out: str | Path, opset: int = 17,
 
     net, _, _ = load_student(load_checkpoint(model_path, KIND), model_path)
     meta = export_metadata(file_sha256(model_path), asdict(net.cfg), opset, fp16, dynamic_batch)
-    x = torch.zeros(1, 3, net.cfg.input_height, net.cfg.input_width)
-    axes = {n: {0: "batch"} for n in ("image", *OUTPUTS)} if dynamic_batch else None
+    w, h = letterbox_shape(640, 480, net.cfg.input_size)
+    x = torch.zeros(1, 3, h, w)
+    axes = {"image": {2: "height", 3: "width"}, **{n: {1: "anchors"} for n in OUTPUTS}}
+    if dynamic_batch:
+        axes = {n: {0: "batch", **a} for n, a in axes.items()}
     buf = io.BytesIO()
     torch.onnx.export(_Dense(net.eval(), fp16), (x,), buf, input_names=["image"],
                       output_names=list(OUTPUTS), opset_version=opset, dynamic_axes=axes,
@@ -116,8 +124,11 @@ def ort_providers(provider: str, fp16: bool = False) -> list:
         return _PROVIDERS[provider]
     engines = cache_dir() / "tensorrt"
     engines.mkdir(parents=True, exist_ok=True)
+    # The input's height and width follow each image's aspect: one engine profile covers them.
     trt = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines),
-           "trt_fp16_enable": bool(fp16)}
+           "trt_fp16_enable": bool(fp16), "trt_profile_min_shapes": "image:1x3x64x64",
+           "trt_profile_opt_shapes": "image:1x3x384x512",
+           "trt_profile_max_shapes": "image:8x3x1280x1280"}
     return [("TensorrtExecutionProvider", trt), *_PROVIDERS[provider][1:]]
 
 
@@ -136,17 +147,49 @@ def cached_export(model_path: str | Path, checkpoint_sha256: str, dynamic_batch:
     return out
 
 
+def cached_teacher_export() -> Path:
+    """The teacher's network alone (YOLO11n-pose, official weights: its raw (1, 56, A) output,
+    no heads) as ONNX with free height and width, in the cache; a yardstick for what the
+    student's heads, decoding and refinement add (mp3d bench)."""
+    from mp3d.common.paths import cache_dir
+    from mp3d.model.yolo_pose import Yolo11Pose, ultralytics_layout
+    from mp3d.model.yolo_weights import PINNED_SHA256, load_teacher_state
+
+    out = cache_dir() / "onnx" / f"yolo11n-pose-{PINNED_SHA256[:16]}.onnx"
+    if out.is_file():
+        return out
+
+    class Raw(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return ultralytics_layout(self.net(x))
+
+    net = Yolo11Pose()
+    net.load_state_dict(load_teacher_state())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    torch.onnx.export(Raw(net).eval(), (torch.zeros(1, 3, 384, 512),), str(tmp),
+                      input_names=["image"], output_names=["raw"], opset_version=17,
+                      dynamic_axes={"image": {2: "height", 3: "width"}, "raw": {2: "anchors"}},
+                      dynamo=False)
+    os.replace(tmp, out)
+    return out
+
+
 class OnnxDense:
     """Runs an exported dense network with ONNX Runtime; call like the torch network.
 
-    path: the .onnx file; checkpoint_sha256 and input_size (w, h): of the checkpoint it must have
-    been exported from; provider: 'cpu', 'cuda' or 'tensorrt' (:func:`ort_providers`; trt_fp16:
-    float16 TensorRT engines). FileNotFoundError / ValueError, one line naming the file, when it is
-    missing, corrupt, has no mp3d metadata, came from another checkpoint or takes another size.
+    path: the .onnx file; checkpoint_sha256: of the checkpoint it must have been exported from;
+    provider: 'cpu', 'cuda' or 'tensorrt' (:func:`ort_providers`; trt_fp16: float16 TensorRT
+    engines). FileNotFoundError / ValueError, one line naming the file, when it is missing,
+    corrupt, has no mp3d metadata or came from another checkpoint.
     Attributes: metadata (META_KEYS -> str), dynamic_batch, fp16."""
 
-    def __init__(self, path: str | Path, checkpoint_sha256: str, input_size: tuple[int, int],
-                 threads: int = 0, provider: str = "cpu", trt_fp16: bool = False):
+    def __init__(self, path: str | Path, checkpoint_sha256: str, threads: int = 0,
+                 provider: str = "cpu", trt_fp16: bool = False):
         import onnxruntime as ort
 
         path = Path(path)
@@ -173,10 +216,9 @@ class OnnxDense:
                              f"{meta['mp3d.checkpoint_sha256'][:12]}..., this one is "
                              f"{checkpoint_sha256[:12]}...): export it again from this one")
         inp = self.session.get_inputs()[0]
-        w, h = input_size
-        if inp.shape[1:] != [3, h, w]:
-            raise ValueError(f"ONNX file {path} takes {inp.name} of shape {inp.shape}, the "
-                             f"checkpoint's network takes (N, 3, {h}, {w})")
+        if inp.shape[1:] != [3, "height", "width"]:
+            raise ValueError(f"ONNX file {path} takes {inp.name} of shape {inp.shape}, not "
+                             "(N, 3, height, width)")
         names = [o.name for o in self.session.get_outputs()]
         if inp.name != "image" or names != list(OUTPUTS) or inp.shape[0] not in (1, "batch"):
             raise ValueError(f"ONNX file {path} has inputs [{inp.name} {inp.shape}] and outputs "
@@ -189,8 +231,8 @@ class OnnxDense:
         return self.session.run(None, {"image": x})
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """(B, 3, H, W) float in [0, 1] on the CPU -> the maps; an export with a fixed batch of 1
-        runs once per image."""
+        """(B, 3, H, W) float in [0, 1] on the CPU -> the dense outputs; an export with a fixed
+        batch of 1 runs once per image."""
         # C-contiguous: a permuted (channels-last) tensor would make ONNX Runtime run slowly.
         x = np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)
         if self.dynamic_batch or len(x) == 1:

@@ -1,10 +1,10 @@
-"""Pretrained image backbones in plain torch: YOLO11n's backbone and PAN neck (no ultralytics).
+"""The teacher's backbone and PAN neck in plain torch: YOLO11n's layers 0..22 (no ultralytics).
 
 `Yolo11Backbone` re-implements layers 0..10 (backbone) and optionally 11..22 (PAN/FPN neck) of
 Ultralytics' ``yolo11-pose.yaml`` at scale ``n`` (depth 0.5, width 0.25, max channels 1024), with
-the same arithmetic, so the weights of the YOLO11n-pose checkpoint load into it: run
-``scripts/extract_yolo_backbone.py`` in ``.venv-teacher`` to write them as a plain state dict, then
-`load_pretrained`. Licence of those weights: AGPL-3.0 (Ultralytics YOLO11n-pose).
+the same arithmetic, so the weights of the YOLO11n-pose checkpoint load into it
+(mp3d.model.yolo_weights; the whole network with its Pose head: mp3d.model.yolo_pose). Licence
+of those weights: AGPL-3.0 (Ultralytics YOLO11n-pose).
 
 Input: (B, 3, H, W) RGB in [0, 1] (YOLO's convention: pixels / 255, no mean/std).
 Output: a list of feature maps at strides 8, 16, 32 (or 8, 16 when truncated at stride 16),
@@ -20,12 +20,10 @@ Layer map (ultralytics index -> attribute): 0, 1, 2 -> ``stem``; 3, 4 -> ``stage
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-PRETRAINED_KIND = "mp3d.pretrained"
 BN_EPS = 1e-3       # ultralytics sets eps 1e-3 on every BatchNorm2d (not stored in state dicts)
 BN_MOMENTUM = 0.03
 
@@ -262,32 +260,3 @@ class Yolo11Backbone(nn.Module):
         if self.neck is not None:
             feats = self.neck(feats)
         return feats
-
-
-def load_pretrained(module: nn.Module, path: str | Path, arch: str = "yolo11n") -> None:
-    """Load an ``mp3d.pretrained`` file (scripts/extract_yolo_backbone.py) into `module`.
-
-    module: a Yolo11Backbone (its own state-dict names; for a backbone inside a bigger network,
-    pass that submodule). The file may hold more layers than the module (the neck, or stride 32
-    for a truncated backbone); every weight the module has must be in it with the same shape.
-    Raises FileNotFoundError / ValueError with one line naming the file.
-    """
-    from mp3d.common.checkpoints import load_checkpoint
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights not found: {path} (make them with "
-                                ".venv-teacher/bin/python scripts/extract_yolo_backbone.py "
-                                f"--out {path})")
-    ckpt = load_checkpoint(path, PRETRAINED_KIND)
-    if ckpt.get("arch") != arch:
-        raise ValueError(f"pretrained file {path} holds arch {ckpt.get('arch')!r}, "
-                         f"expected {arch!r}")
-    state = ckpt["state_dict"]
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or wrong:
-        raise ValueError(f"pretrained file {path} does not fit {type(module).__name__}: "
-                         f"missing {missing[:3]}, wrong shape {wrong[:3]}")
-    module.load_state_dict({k: state[k] for k in own}, strict=True)

@@ -135,15 +135,15 @@ class DecodedPeople:
 
 
 def seen_confidence(conf: np.ndarray, keypoints_2d: np.ndarray, width: int, height: int,
-                    cfg: MapConfig) -> np.ndarray:
+                    outside_scale: float) -> np.ndarray:
     """Joint confidences (N, 17) with those whose keypoints (N, 17, 2) fall outside the
-    width x height image scaled by cfg.outside_conf_scale: a joint out of the frame was never
-    seen, however plausible the guess."""
+    width x height image scaled by outside_scale (the configs' outside_conf_scale): a joint out
+    of the frame was never seen, however plausible the guess."""
     kp = np.asarray(keypoints_2d)
     assert kp.shape[:-1] == np.shape(conf) and kp.shape[-1] == 2, (kp.shape, np.shape(conf))
     inside = (kp[..., 0] >= -0.5) & (kp[..., 0] <= width - 0.5) & (kp[..., 1] >= -0.5) & (
         kp[..., 1] <= height - 0.5)
-    return np.where(inside, conf, conf * cfg.outside_conf_scale)
+    return np.where(inside, conf, conf * outside_scale)
 
 
 def find_peaks(centre_prob: torch.Tensor, cfg: MapConfig) -> list[tuple[torch.Tensor, ...]]:

@@ -44,6 +44,15 @@ def _topological_bones() -> list[tuple[int, int]]:
 
 
 TOPO_BONES = _topological_bones()
+
+
+def _ancestry() -> torch.Tensor:
+    """(17, len(TOPO_BONES)) 0/1: which bones a joint's position sums, from the root."""
+    a = torch.zeros(sk.NUM_JOINTS, len(TOPO_BONES))
+    for i, (p, c) in enumerate(TOPO_BONES):
+        a[c] = a[p]
+        a[c, i] = 1.0
+    return a
 # Bone "types": a left bone shares its length with its right twin.
 _TWIN = {l: r for r, l in sk.LR_PAIRS}
 _TYPE_OF_CHILD: dict[int, int] = {}
@@ -82,6 +91,9 @@ class PoseDecoder(nn.Module):
         self.register_buffer("mean_dir", torch.zeros(len(TOPO_BONES), 3))
         self.register_buffer("child", torch.tensor([c for _, c in TOPO_BONES]))
         self.register_buffer("btype", torch.tensor([_TYPE_OF_CHILD[c] for _, c in TOPO_BONES]))
+        # ancestry[j, i] = 1 where bone i lies on the path from the root to joint j: forward
+        # kinematics of bone vectors is one matrix product (derived, not stored in checkpoints).
+        self.register_buffer("ancestry", _ancestry(), persistent=False)
         # Start at the mean pose: the last layer begins at zero.
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
@@ -93,11 +105,7 @@ class PoseDecoder(nn.Module):
         dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-6)
         log_len = self.mean_log_len + self.cfg.max_log_len * torch.tanh(out[..., 3 * nb:])
         lengths = log_len.exp()[..., self.btype]  # (..., nb)
-        joints: list[torch.Tensor | None] = [None] * sk.NUM_JOINTS
-        joints[sk.ROOT] = torch.zeros_like(dirs[..., 0, :])
-        for i, (p, c) in enumerate(TOPO_BONES):
-            joints[c] = joints[p] + lengths[..., i, None] * dirs[..., i, :]
-        return torch.stack(joints, dim=-2)
+        return torch.einsum("jb,...bd->...jd", self.ancestry, lengths[..., None] * dirs)
 
 
 class PosePrior(nn.Module):

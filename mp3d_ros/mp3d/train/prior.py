@@ -21,13 +21,18 @@ from mp3d.train.logs import CsvLog, plot_curves
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--train", required=True, help="training motion: BVH file/folder or .npz")
+    p.add_argument("--train", required=True, nargs="+",
+                   help="training motion: BVH, DeepMimic or joint-position files/folders or .npz; "
+                   "with several, each step draws equally from each")
     p.add_argument("--heldout", help="held-out motion for evaluation: BVH or .npz")
     p.add_argument("--out", default="runs/prior", help="run folder (checkpoint, CSV, PNGs)")
     p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--latent-dim", type=int, default=PriorConfig.latent_dim)
+    p.add_argument("--hidden", type=int, default=PriorConfig.hidden,
+                   help="width of the encoder's and decoder's MLPs (the decoder runs per person "
+                   "at inference: its refinement cost grows with it)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--resume", action="store_true", help="continue from OUT/prior.pt")
@@ -61,7 +66,8 @@ def train_prior(args: argparse.Namespace) -> dict[str, float]:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     device = resolve_device(args.device)
-    train = load_canonical(args.train)
+    sources = [load_canonical(t) for t in args.train]
+    train = np.concatenate(sources)
     heldout = load_canonical(args.heldout) if args.heldout else None
 
     ckpt_path = out / "prior.pt"
@@ -71,7 +77,7 @@ def train_prior(args: argparse.Namespace) -> dict[str, float]:
         start = int(ckpt["step"])
     else:
         ckpt, start = None, 0
-        model = PosePrior(PriorConfig(latent_dim=args.latent_dim))
+        model = PosePrior(PriorConfig(latent_dim=args.latent_dim, hidden=args.hidden))
         model.set_statistics(torch.from_numpy(train))
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -84,7 +90,8 @@ def train_prior(args: argparse.Namespace) -> dict[str, float]:
     t0 = time.time()
     bar = tqdm(range(start, args.steps), desc="prior", initial=start, total=args.steps)
     for step in bar:
-        batch = augment(train[rng.integers(0, len(train), args.batch)], rng)
+        share = -(-args.batch // len(sources))
+        batch = augment(np.concatenate([s[rng.integers(0, len(s), share)] for s in sources]), rng)
         loss, logs = model.loss(torch.from_numpy(batch).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -104,8 +111,8 @@ def train_prior(args: argparse.Namespace) -> dict[str, float]:
         pose_grid_png({"real (held out)": heldout[pick],
                        "reconstructed": to_numpy(model(torch.from_numpy(heldout[pick]))[0]),
                        "sampled": to_numpy(model.sample(8, g))}, str(out / "prior_poses.png"))
-    save_checkpoint(model.checkpoint(step=args.steps, optimizer=opt.state_dict(),
-                                     metrics=result, train_data=str(args.train)), ckpt_path)
+    save_checkpoint(model.checkpoint(step=args.steps, optimizer=opt.state_dict(), metrics=result,
+                                     train_data=[str(t) for t in args.train]), ckpt_path)
     plot_curves(out / "prior_log.csv", out / "prior_loss.png")
     return result
 

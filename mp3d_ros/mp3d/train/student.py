@@ -1,60 +1,95 @@
-"""Train the image student S by cross-modal alignment on unlabeled images (METHOD.md).
+"""Train the image student's heads by cross-modal alignment: unlabeled frames, synthetic scenes.
 
-On each unlabeled frame, the frozen teacher's keypoints (cached by `mp3d teach`) are rendered to
-P's inputs, and the frozen pose-map network P gives person maps: those are S's targets. S is
-trained so that (1) its centre map agrees with P's (focal loss), (2) its codes agree with P's at
-P's people (latent z, orientation, depth, offset: the shared latent space), and its decoded poses
-agree with P's, (3) its decoded people, placed at its own depth and projected with the
-intrinsics, land on the teacher's confident keypoints (reprojection), and (4) its codes stay
-inside the prior's support. No image has a label. Horizontal flips double the data: the flipped
-frame's targets come from P on the flipped teacher keypoints. Several processes train with DDP
-when started by torchrun (gloo on CPU, NCCL on GPUs).
+The student's trunk is the teacher's own network, frozen (mp3d.model.student), so what trains is
+the paper's part: the anchor features' projection and the person head. Their training data:
+
+- **Real frames, no labels** (the image modality): a pool of unlabeled recordings (mp3d.data.pool:
+  the letterbox plus random zooms, crops, rotations and mirrors with exact intrinsics). The frozen
+  trunk runs once on every sample (no gradients) and gives its people (boxes, 17 keypoints, the
+  anchor's features). The frozen pose-map network P reads those people's keypoints rendered as
+  heatmaps and gives each its code, orientation, root and depth and per-joint confidences: the
+  targets of the alignment, in the prior's latent space (the "shared latent space"). A
+  reprojection term ties the decoded skeleton, placed at the head's root and depth, to the
+  trunk's confident keypoints; a prior term keeps the code in the embedding's support.
+- **Synthetic scenes, exact labels** (the pose modality): people from motion capture placed in
+  random cameras with teacher-like corrupted 2D (mp3d.data.scenes), their boxes from their 2D
+  extent, no image (the features are zeros and the head's has-image flag is 0; real people lose
+  their features the same way 20% of the time, so both paths learn the same geometry). They carry
+  what the teacher cannot see: the true 3D, depth, occlusion and truncation.
+
+The trunk's pass over the pool is done once and cached in the run folder (`real_people.npz`),
+keyed by the pool, the trunk, P and the prior, so the head trains in minutes on a CPU. A run
+writes OUT/student.pt (the heads, the prior's decoder, the decoding config; not the trunk), a
+CSV log and a PNG of the curves, and continues with --resume.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from mp3d.common import skeleton as sk
 from mp3d.common.checkpoints import load_checkpoint, save_checkpoint
 from mp3d.common.devices import resolve_device
-from mp3d.common.paths import default_model
+from mp3d.common.paths import default_model, file_sha256
 from mp3d.data.images.skips import FrameSkips
 from mp3d.data.pool import PoolConfig, Source, build_pool
-from mp3d.model.heatmaps import grid_to_image
-from mp3d.model.networks import BACKBONES, StudentConfig, StudentNet, count_parameters
-from mp3d.model.personmaps import MapConfig, decode_maps, depth_from_code, find_peaks, gather
+from mp3d.data.posebank import augment, load_canonical
+from mp3d.data.scenes.batch import person_boxes, teacher_found
+from mp3d.data.scenes.config import SceneConfig
+from mp3d.data.scenes.sample import sample_scenes
+from mp3d.eval.metrics import joint_right
+from mp3d.model.anchors import (
+    DecodeConfig,
+    coco_to_mupots_torch,
+    head_inputs,
+    person_geometry,
+    place_root,
+    project,
+    select_people,
+)
+from mp3d.model.personmaps import decode_maps
 from mp3d.model.posemap import load_posemap, posemap_inputs
-from mp3d.model.prior import PosePrior, rot6d_to_matrix
-from mp3d.model.student import load_student, student_checkpoint
+from mp3d.model.prior import PosePrior, matrix_to_rot6d, rot6d_to_matrix
+from mp3d.model.student import (
+    KIND,
+    StudentConfig,
+    StudentNet,
+    feature_dim,
+    letterbox_shape,
+    load_student,
+    student_checkpoint,
+)
+from mp3d.model.yolo_weights import load_teacher_state
 from mp3d.train.logs import CsvLog, plot_curves
-from mp3d.train.losses import focal_loss
 
-LOG_FIELDS = ["step", "loss", "centre", "z", "rot", "depth", "offset", "pose", "reproj", "prior",
-              "conf", "lr"]
+LOG_FIELDS = ["step", "loss", "syn_pose", "syn_z", "syn_rot", "syn_depth", "syn_root",
+              "syn_conf", "syn_mpjpe_mm", "real_pose", "real_z", "real_rot", "real_depth",
+              "real_root", "real_conf", "real_reproj", "prior", "lr"]
+RAW_DIM = 256  # widest neck level (P5): raw anchor features are cached padded to this
 
 
 @dataclass(frozen=True)
-class StudentLossWeights:
-    centre: float = 1.0
-    z: float = 0.05
-    rot: float = 0.5
-    depth: float = 1.0
-    offset: float = 1.0
-    pose: float = 5.0
-    reproj: float = 1.0
-    prior: float = 1e-3
-    conf: float = 0.5       # BCE of per-joint confidence against P's
+class HeadLossWeights:
+    pose: float = 5.0     # L1 of root-relative joints, metres
+    z: float = 0.05       # squared distance of codes
+    rot: float = 0.5      # Frobenius distance of orientations
+    depth: float = 1.0    # L1 of log depth
+    root: float = 1.0     # L1 of the root pixel, in box sizes
+    conf: float = 0.5     # BCE of per-joint confidence
+    reproj: float = 1.0   # Huber of the reprojection, in person sizes
+    prior: float = 1e-3   # 0.5 |z|^2
+    conf_correct_frac: float = 0.15  # a synthetic joint is right within this fraction of height
+    conf_hidden: float = 0.25        # target of a right joint that is truncated or occluded
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,59 +104,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--views", type=int, default=4,
                    help="samples per frame: the letterbox plus random zooms, crops, rotations")
     p.add_argument("--frame-step", type=int, default=1, help="use every n-th frame")
-    p.add_argument("--init", help="start from this student checkpoint's weights (a new run: "
-                   "fresh optimiser and schedule), e.g. the shipped general model")
-    p.add_argument("--backbone", choices=list(BACKBONES), default="plain",
-                   help="student encoder of a new run (--init and --resume keep theirs)")
-    p.add_argument("--input-size", default="512x384", help="WIDTHxHEIGHT of a new run's input "
-                   "(images are letterboxed to it; multiples of 16)")
-    p.add_argument("--pretrained", default="cache/pretrained/yolo11n_backbone.pt",
-                   help="pretrained encoder weights for --backbone yolo11n (made by "
-                   "scripts/extract_yolo_backbone.py in .venv-teacher)")
-    p.add_argument("--teacher-cache", default="cache/teacher")
+    p.add_argument("--motion", nargs="+", default=None,
+                   help="motion capture for the synthetic scenes (BVH, DeepMimic, .npy clips or "
+                   "folders, or .npz pose datasets; default: LaFAN1 test.bvh)")
+    p.add_argument("--init", help="start from this student checkpoint's heads (a new run)")
+    p.add_argument("--input-size", type=int, default=StudentConfig.input_size,
+                   help="long side of the student's letterboxed input, px (multiple of 32)")
+    p.add_argument("--teacher-cache", default="cache/teacher",
+                   help="cached teacher outputs of the pool (mp3d teach): where the pool's random "
+                   "crops centre")
     p.add_argument("--teacher", default="yolo11n-pose")
     p.add_argument("--prior", default=str(default_model("prior.pt")))
     p.add_argument("--posemap", default=str(default_model("posemap.pt")))
     p.add_argument("--hfov", type=float, default=60.0,
                    help="assumed horizontal field of view (deg) when the data has no intrinsics")
     p.add_argument("--out", default="runs/student")
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch", type=int, default=128, help="people per step (real and synthetic)")
+    p.add_argument("--synthetic-frac", type=float, default=0.5,
+                   help="fraction of each step's people from synthetic scenes")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--min-teacher-conf", type=float, default=0.5,
-                   help="teacher keypoints used by the reprojection loss")
+                   help="keypoints used by the reprojection loss")
+    p.add_argument("--adapt-trunk", type=int, default=0, metavar="STEPS",
+                   help="first adapt the trunk to these cameras for this many steps: at the "
+                   "student's input size, toward the cached teacher's people at its (larger) "
+                   "imgsz (mp3d.train.adapt); the checkpoint then holds its trunk")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first pool frame that cannot be decoded (default: skip it, "
                    "count it, and print a summary line)")
-
-
-@dataclass
-class Prepared:
-    """Everything training reads, computed once: the pool's samples, P's targets on them and the
-    teacher keypoints at P's people. Index f: sample f of the pool."""
-
-    samples: list             # mp3d.data.pool.Sample: JPEG image, intrinsics, teacher people
-    intr: np.ndarray          # (F, 4) sample intrinsics fx, fy, cx, cy
-    p_maps: torch.Tensor      # (F, 4, gh, gw) float16: P's centre logit, depth, offset
-    peak_index: list[np.ndarray]    # per f: cells of P's people
-    peak_code: list[np.ndarray]     # per f: (M, D + 6 + 17) P's z, rot6d, joint conf logits
-    peak_teacher: list[np.ndarray]  # per f: (M, 17, 3) teacher joints (MuPoTS order) x, y, conf
-    peak_size: list[np.ndarray]     # per f: (M,) teacher person size (px), 0 if unassociated
-
-
-def parse_size(spec: str) -> tuple[int, int]:
-    """"WIDTHxHEIGHT" -> (width, height), multiples of 16."""
-    try:
-        w, h = (int(v) for v in spec.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"bad size {spec!r}: expected WIDTHxHEIGHT, e.g. 512x384") from None
-    if w <= 0 or h <= 0 or w % 16 or h % 16:
-        raise ValueError(f"bad size {spec!r}: width and height must be positive multiples of 16")
-    return w, h
 
 
 def pool_sources(args: argparse.Namespace) -> list[Source]:
@@ -135,248 +150,366 @@ def pool_sources(args: argparse.Namespace) -> list[Source]:
     return out
 
 
-def teacher_at_peaks(root2d: np.ndarray, kp: np.ndarray, conf: np.ndarray, min_conf: float
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher person nearest each of P's people: root2d (M, 2) P's root pixels; kp (N, 17,
-    2), conf (N, 17) teacher COCO-17 -> (M, 17, 3) MuPoTS joints x, y, conf (conf 0 below
-    min_conf) and (M,) the person's 2D size (0: no teacher person within max(8 px, 0.3 size))."""
-    tj = np.zeros((len(root2d), 17, 3))
-    size = np.zeros(len(root2d))
-    if not len(kp) or not len(root2d):
-        return tj, size
-    joints, jconf = sk.coco_to_mupots(kp, conf)
-    ok = jconf >= min_conf
-    hips = joints[:, sk.ROOT]
-    psize = np.array([np.ptp(joints[n][ok[n]], axis=0).max() if ok[n].sum() >= 2 else 0.0
-                      for n in range(len(kp))])
-    for m, r in enumerate(root2d):
-        d = np.linalg.norm(hips - r, axis=-1)
-        d[~ok[:, sk.ROOT]] = np.inf
-        n = int(np.argmin(d))
-        if d[n] <= max(8.0, 0.3 * psize[n]) and psize[n] > 0:
-            tj[m, :, :2] = np.nan_to_num(joints[n])
-            tj[m, :, 2] = np.where(ok[n], jconf[n], 0.0)
-            size[m] = psize[n]
-    return tj, size
+# ------------------------------------------------------------------------------------------------
+# Real people: the frozen trunk and P on the pool, once.
 
 
-def prepare(args: argparse.Namespace, scfg: StudentConfig, posemap_path: str,
-            prior: PosePrior) -> Prepared:
-    net_p, pcfg = load_posemap(load_checkpoint(posemap_path, "mp3d.posemap"))
-    W, H = scfg.input_width, scfg.input_height
-    pool_cfg = PoolConfig(width=W, height=H, views=args.views)
+def anchor_levels(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the anchors of one input: the level (A,) and the flat cell index within it (A,)."""
+    sizes = [f.shape[2] * f.shape[3] for f in feats]
+    level = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    cell = torch.cat([torch.arange(n) for n in sizes])
+    return level, cell
+
+
+def raw_features(feats: list[torch.Tensor], b: int, idx: torch.Tensor, level: torch.Tensor,
+                 cell: torch.Tensor) -> torch.Tensor:
+    """The neck features of image b at anchors idx, padded to RAW_DIM: (N, RAW_DIM)."""
+    out = torch.zeros(len(idx), RAW_DIM)
+    for i, a in enumerate(idx.tolist()):
+        f = feats[int(level[a])][b].flatten(1)[:, int(cell[a])]
+        out[i, :len(f)] = f
+    return out
+
+
+def project_raw(net: StudentNet, raw: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    """AnchorFeatures' 1x1 projection of cached raw neck features (N, RAW_DIM) by level (N,):
+    the same numbers as the dense projection at those anchors, with gradients to its weights."""
+    out = raw.new_zeros(len(raw), net.cfg.feat_dim)
+    for lv, conv in enumerate(net.features.proj):
+        m = level == lv
+        if bool(m.any()):
+            w = conv.weight[:, :, 0, 0]
+            out[m] = raw[m, :w.shape[1]] @ w.T + conv.bias
+    return out
+
+
+def _p_targets(p_out: dict, intr: np.ndarray, prior: PosePrior, p_net, p_cfg, kpts: list,
+               boxes: list) -> list[dict[str, np.ndarray]]:
+    """P's people, associated to the trunk's people of each sample (nearest root within a
+    quarter of the box size): per sample a dict of targets, valid (N,) marking the associated."""
+    decoded = decode_maps(p_out, intr, prior.decoder, p_cfg.maps, p_net.heads.codes)
+    out = []
+    for dec, kp, box, k in zip(decoded, kpts, boxes, intr):
+        n, d = len(kp), prior.cfg.latent_dim
+        t = {"valid": np.zeros(n, bool), "z": np.zeros((n, d)), "rot6d": np.zeros((n, 6)),
+             "log_zf": np.zeros(n), "root2d": np.zeros((n, 2)), "rel": np.zeros((n, 17, 3)),
+             "conf": np.zeros((n, 17))}
+        if n and len(dec):
+            centre = (box[:, :2] + box[:, 2:]) / 2
+            size = np.maximum((box[:, 2:] - box[:, :2]).max(-1), 1.0)
+            hips = kp[:, [11, 12]]
+            hip_ok = (hips[..., 2] >= 0.3).all(-1)
+            anchor = np.where(hip_ok[:, None], hips[..., :2].mean(1), centre)
+            dist = np.linalg.norm(anchor[:, None] - dec.root2d[None], axis=-1)
+            taken = np.zeros(len(dec), bool)
+            for i in np.argsort(dist.min(1)):
+                m = int(np.argmin(np.where(taken, np.inf, dist[i])))
+                if taken[m] or dist[i, m] > 0.25 * size[i]:
+                    continue
+                taken[m] = True
+                t["valid"][i] = True
+                t["z"][i], t["rel"][i], t["conf"][i] = dec.z[m], dec.joints_rel[m], \
+                    dec.joint_conf[m]
+                t["rot6d"][i] = matrix_to_rot6d(torch.from_numpy(dec.rot[m]).float()).numpy()
+                t["log_zf"][i] = math.log(max(dec.depth[m], 1e-3) / k[0])
+                t["root2d"][i] = dec.root2d[m]
+        out.append(t)
+    return out
+
+
+@torch.no_grad()
+def prepare_real(args: argparse.Namespace, net: StudentNet, prior: PosePrior, posemap: str,
+                 decode: DecodeConfig) -> dict[str, np.ndarray]:
+    """Every pool sample through the frozen trunk, its people's features and 2D, and P's targets
+    for them: a dict of arrays over people (see the keys), cached in OUT/real_people.npz."""
+    p_net, p_cfg = load_posemap(load_checkpoint(posemap, "mp3d.posemap"))
+    W, H = letterbox_shape(640, 480, net.cfg.input_size)
     samples = build_pool(pool_sources(args), args.teacher_cache, args.teacher, args.hfov,
-                         pool_cfg, np.random.default_rng(args.seed), args.frame_step,
-                         progress=_rank() == 0, skips=FrameSkips(strict=args.strict))
+                         PoolConfig(width=W, height=H, views=args.views),
+                         np.random.default_rng(args.seed), args.frame_step,
+                         skips=FrameSkips(strict=args.strict))
     if not samples:
         raise ValueError("the training pool is empty: no frames in the given time ranges")
-    F = len(samples)
-    intr = np.stack([smp.intrinsics for smp in samples])
-    maps, peak_index, peak_code, peak_teacher, peak_size = [], [], [], [], []
-    for s in tqdm(range(0, F, 16), desc="P targets", disable=_rank() != 0):
-        idx = list(range(s, min(F, s + 16)))
-        q = max([len(samples[i].keypoints) for i in idx] + [1])
-        kp = np.full((len(idx), q, 17, 2), np.nan)
-        cf = np.zeros((len(idx), q, 17))
-        for j, i in enumerate(idx):
-            n = len(samples[i].keypoints)
-            kp[j, :n] = samples[i].keypoints
-            cf[j, :n] = samples[i].conf
-        with torch.no_grad():
-            out = net_p(posemap_inputs(kp, cf, intr[idx], W, H, pcfg.heatmap))
-            dec = decode_maps(out, intr[idx], prior.decoder, pcfg.maps, net_p.heads.codes)
-            peaks = find_peaks(torch.sigmoid(out["centre"]), pcfg.maps)
-            maps.append(torch.cat([out[k] for k in ("centre", "depth", "offset")], 1).half())
-            for j, i in enumerate(idx):
-                codes = net_p.heads.codes(gather(out["feat"][j:j + 1], peaks[j][1][None])[0])
-                peak_code.append(torch.cat(codes, -1).numpy())
-                peak_index.append(peaks[j][1].numpy())
-                tj, size = teacher_at_peaks(dec[j].root2d, samples[i].keypoints,
-                                            samples[i].conf, args.min_teacher_conf)
-                peak_teacher.append(tj)
-                peak_size.append(size)
-    return Prepared(samples, intr, torch.cat(maps), peak_index, peak_code, peak_teacher,
-                    peak_size)
+    cols: dict[str, list] = {k: [] for k in ("raw", "level", "hidden", "kpts", "boxes", "intr",
+                                             "sample", "valid", "z", "rot6d", "log_zf",
+                                             "root2d", "rel", "conf")}
+    for s in tqdm(range(0, len(samples), 8), desc="trunk + P on the pool"):
+        chunk = samples[s:s + 8]
+        x = torch.from_numpy(np.stack([c.rgb() for c in chunk])).permute(0, 3, 1, 2).float() / 255
+        t = net.trunk(x)
+        level, cell = anchor_levels(t["feats"])
+        intr = np.stack([c.intrinsics for c in chunk])
+        kpts, boxes, picks = [], [], []
+        for b in range(len(chunk)):
+            idx = select_people(t["score"][b], t["boxes"][b], decode)
+            picks.append(idx)
+            kpts.append(t["kpts"][b, idx].numpy().astype(np.float64))
+            boxes.append(t["boxes"][b, idx].numpy().astype(np.float64))
+        q = max([len(k) for k in kpts] + [1])
+        kp_all = np.full((len(chunk), q, 17, 2), np.nan)
+        cf_all = np.zeros((len(chunk), q, 17))
+        for b, k in enumerate(kpts):
+            kp_all[b, :len(k)], cf_all[b, :len(k)] = k[..., :2], k[..., 2]
+        p_out = p_net(posemap_inputs(kp_all, cf_all, intr, W, H, p_cfg.heatmap))
+        targets = _p_targets(p_out, intr, prior, p_net, p_cfg, kpts, boxes)
+        for b, idx in enumerate(picks):
+            n = len(idx)
+            cols["raw"].append(raw_features(t["feats"], b, idx, level, cell).half().numpy())
+            cols["level"].append(level[idx].numpy())
+            cols["hidden"].append(t["kpt_hidden"][b, idx].half().numpy())
+            cols["kpts"].append(kpts[b].astype(np.float32))
+            cols["boxes"].append(boxes[b].astype(np.float32))
+            cols["intr"].append(np.repeat(intr[b][None], n, 0).astype(np.float32))
+            cols["sample"].append(np.full(n, s + b))
+            for k, v in targets[b].items():
+                cols[k].append(v.astype(np.float32) if v.dtype != bool else v)
+    real = {k: np.concatenate(v) for k, v in cols.items()}
+    print(f"real people: {len(real['kpts'])} in {len(samples)} samples, "
+          f"{int(real['valid'].sum())} with P targets")
+    return real
 
 
-def _rank() -> int:
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+def _trunk_digest(net: StudentNet) -> str:
+    """A digest of the trunk's weights (an adapted trunk changes the real people)."""
+    h = hashlib.sha256()
+    for v in net.trunk.state_dict().values():
+        h.update(v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
-def _photometric(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random brightness, contrast and colour gains, and a little noise; x (B, 3, H, W) in 0..1."""
-    B = x.shape[0]
-    gain = 1 + 0.25 * (torch.rand(B, 1, 1, 1, generator=gen) * 2 - 1)
-    colour = 1 + 0.08 * (torch.rand(B, 3, 1, 1, generator=gen) * 2 - 1)
-    mean = x.mean((1, 2, 3), keepdim=True)
-    contrast = 1 + 0.25 * (torch.rand(B, 1, 1, 1, generator=gen) * 2 - 1)
-    x = ((x - mean) * contrast + mean) * gain * colour
-    return (x + 0.01 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-
-
-def student_loss(s: dict[str, torch.Tensor], p: dict[str, torch.Tensor], index: torch.Tensor,
-                 mask: torch.Tensor, p_code: torch.Tensor, teacher: torch.Tensor,
-                 size: torch.Tensor, intr: torch.Tensor, decoder: torch.nn.Module, codes,
-                 mcfg: MapConfig, w: StudentLossWeights) -> tuple[torch.Tensor, dict[str, float]]:
-    """S's loss against P's maps. s: S's maps; p: P's dense maps (centre, depth, offset);
-    index/mask (B, M): P's people cells; p_code (B, M, D + 6): P's z and rot6d there;
-    teacher (B, M, 17, 3) teacher joints (x, y, conf) in input pixels; size (B, M) their 2D size
-    (0: none); intr (B, 4) input-space intrinsics; codes: S's CodeHead."""
-    target = torch.sigmoid(p["centre"].float())
-    B, _, gh, gw = target.shape
-    flat = target.view(B, -1)
-    b_idx = torch.arange(B)[:, None].expand_as(index)
-    flat = flat.clone()
-    flat[b_idx[mask], index[mask]] = 1.0
-    terms = {"centre": focal_loss(s["centre"], flat.view_as(target))}
-    zero = s["centre"].sum() * 0
-    if not bool(mask.any()):
-        return w.centre * terms["centre"], {"centre": float(terms["centre"].detach())}
-    g = {k: gather(s[k], index)[mask] for k in ("depth", "offset")}
-    g["z"], g["rot6d"], g["conf"] = codes(gather(s["feat"], index)[mask])
-    t = {k: gather(p[k].float(), index)[mask] for k in ("depth", "offset")}
-    d = g["z"].shape[-1]
-    t["z"], t["rot6d"], t["conf"] = (p_code[mask][:, :d], p_code[mask][:, d:d + 6],
-                                     p_code[mask][:, d + 6:])
-    rot_s, rot_p = rot6d_to_matrix(g["rot6d"]), rot6d_to_matrix(t["rot6d"])
-    rel_s = torch.einsum("nij,nkj->nki", rot_s, decoder(g["z"]))
+def active_dims(prior: PosePrior, poses: np.ndarray, min_var: float = 0.01) -> tuple[int, ...]:
+    """The prior's latent dimensions the motion uses: those whose posterior mean varies over the
+    poses (a VAE leaves the others at the prior; refining them changes nothing but costs)."""
     with torch.no_grad():
-        rel_p = torch.einsum("nij,nkj->nki", rot_p, decoder(t["z"]))
-    terms["z"] = ((g["z"] - t["z"]) ** 2).sum(-1).mean()
-    terms["rot"] = ((rot_s - rot_p) ** 2).sum((-1, -2)).mean()
-    terms["depth"] = (g["depth"] - t["depth"]).abs().mean()
-    terms["offset"] = (g["offset"] - t["offset"]).abs().sum(-1).mean()
-    terms["pose"] = (rel_s - rel_p).abs().sum(-1).mean()
-    terms["prior"] = 0.5 * (g["z"] ** 2).sum(-1).mean()
-    terms["conf"] = torch.nn.functional.binary_cross_entropy_with_logits(
-        g["conf"], torch.sigmoid(t["conf"]))
-    # Reprojection: S's person, at S's depth and root pixel, projected onto the teacher's joints.
-    sz = size[mask]
-    have = sz > 0
-    if bool(have.any()):
-        fx, fy, cx, cy = (intr[:, i, None].expand_as(index)[mask] for i in range(4))
-        cells = index[mask]
-        cell_xy = torch.stack([cells % gw, cells // gw], -1).float()
-        u, v = grid_to_image(cell_xy + g["offset"] - 0.5, mcfg.stride).unbind(-1)
-        depth = depth_from_code(g["depth"][:, 0], fx, mcfg)
-        root = torch.stack([(u - cx) / fx * depth, (v - cy) / fy * depth, depth], -1)
-        joints = rel_s + root[:, None]
-        zc = joints[..., 2].clamp_min(0.1)
-        proj = torch.stack([fx[:, None] * joints[..., 0] / zc + cx[:, None],
-                            fy[:, None] * joints[..., 1] / zc + cy[:, None]], -1)
-        tj = teacher[mask]
-        err = (proj - tj[..., :2]).norm(dim=-1) / sz[:, None].clamp_min(1.0)
-        huber = torch.where(err < 0.1, 0.5 * err ** 2 / 0.1, err - 0.05)
-        wgt = tj[..., 2] * have[:, None]
-        terms["reproj"] = (huber * wgt).sum() / wgt.sum().clamp_min(1.0)
-    else:
-        terms["reproj"] = zero
+        mu = prior.encode(torch.from_numpy(poses[:: max(1, len(poses) // 4000)]).float())[0]
+    return tuple(int(i) for i in torch.nonzero(mu.var(0) > min_var).flatten())
+
+
+def _real_key(args: argparse.Namespace, cfg: StudentConfig, decode: DecodeConfig,
+              trunk: str) -> str:
+    """What the cached real people depend on."""
+    parts = [[s.spec() for s in pool_sources(args)], args.views, args.frame_step, args.seed,
+             args.hfov, cfg.input_size, cfg.trunk_sha256, trunk, file_sha256(args.posemap),
+             file_sha256(args.prior), decode.peak_threshold, decode.iou_threshold]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------
+# Synthetic people: exact labels, no image.
+
+
+def synthetic_people(bank: np.ndarray, n_scenes: int, scfg: SceneConfig, prior: PosePrior,
+                     rng: np.random.Generator) -> dict[str, torch.Tensor]:
+    """People of `n_scenes` synthetic scenes that the simulated teacher found: their teacher
+    keypoints (COCO, with confidences), a box from their visible 2D extent (jittered as a
+    detector's is), the intrinsics, and the truth (code, orientation, log depth, root pixel,
+    root-relative joints, which joints are visible)."""
+    batch = sample_scenes(bank, n_scenes, scfg, rng)
+    b, p = np.nonzero(teacher_found(batch))
+    conf = batch.teacher_conf[b, p]
+    kp = np.nan_to_num(batch.teacher_kp[b, p])
+    boxes = person_boxes(batch, b, p, rng)
+    root = batch.joints_cam[b, p, sk.ROOT]
+    intr = batch.intrinsics[b]
+    with torch.no_grad():
+        z = prior.encode(torch.from_numpy(batch.pose_canonical[b, p]).float())[0]
+    f = torch.from_numpy
+    return {"kpts": f(np.concatenate([kp, conf[..., None]], -1)).float(),
+            "boxes": f(boxes).float(), "intr": f(intr).float(), "z": z,
+            "rot6d": matrix_to_rot6d(f(batch.rot[b, p]).float()),
+            "log_zf": f(np.log(root[:, 2] / intr[:, 0])).float(),
+            "root2d": f(batch.root2d[b, p]).float(),
+            "rel": f(batch.joints_cam[b, p] - root[:, None]).float(),
+            "visible": f(batch.in_image[b, p] & ~batch.occluded[b, p])}
+
+
+# ------------------------------------------------------------------------------------------------
+# Losses.
+
+
+def _pose(head: dict[str, torch.Tensor], decoder: torch.nn.Module) -> torch.Tensor:
+    """Root-relative joints (N, 17, 3) of the heads' codes and orientations."""
+    return torch.einsum("nij,nkj->nki", rot6d_to_matrix(head["rot6d"]), decoder(head["z"]))
+
+
+def _common_terms(head: dict[str, torch.Tensor], rel: torch.Tensor, t: dict[str, torch.Tensor],
+                  boxes: torch.Tensor, intr: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The terms shared by synthetic and real people: pose, code, orientation, depth, root."""
+    root2d, log_zf = person_geometry(head, boxes)
+    size = (boxes[:, 2:] - boxes[:, :2]).amax(-1).clamp_min(1.0)
+    return {"pose": (rel - t["rel"]).abs().sum(-1).mean(),
+            "z": ((head["z"] - t["z"]) ** 2).sum(-1).mean(),
+            "rot": ((rot6d_to_matrix(head["rot6d"]) - rot6d_to_matrix(t["rot6d"])) ** 2)
+            .sum((-1, -2)).mean(),
+            "depth": (log_zf - t["log_zf"]).abs().mean(),
+            "root": ((root2d - t["root2d"]).abs().sum(-1) / size).mean()}
+
+
+def synthetic_loss(head: dict[str, torch.Tensor], t: dict[str, torch.Tensor],
+                   decoder: torch.nn.Module, w: HeadLossWeights
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    rel = _pose(head, decoder)
+    terms = _common_terms(head, rel, t, t["boxes"], t["intr"])
+    right = joint_right(rel.detach(), t["rel"], w.conf_correct_frac).float()
+    target = right * torch.where(t["visible"], 1.0, w.conf_hidden)
+    terms["conf"] = torch.nn.functional.binary_cross_entropy_with_logits(head["conf_logit"],
+                                                                         target)
     loss = sum(getattr(w, k) * v for k, v in terms.items())
-    return loss, {k: float(v.detach()) for k, v in terms.items()}
+    logs = {f"syn_{k}": float(v.detach()) for k, v in terms.items()}
+    logs["syn_mpjpe_mm"] = 1000 * float((rel - t["rel"]).norm(dim=-1).mean().detach())
+    return loss, logs
 
 
-def _batch(data: Prepared, ids: np.ndarray, gen: torch.Generator):
-    imgs = np.stack([data.samples[i].rgb() for i in ids])
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
-    x = _photometric(x, gen)
-    M = max([len(data.peak_index[i]) for i in ids] + [1])
-    B = len(ids)
-    index = torch.zeros(B, M, dtype=torch.long)
-    mask = torch.zeros(B, M, dtype=torch.bool)
-    code = torch.zeros(B, M, data.peak_code[ids[0]].shape[-1])
-    teacher = torch.zeros(B, M, 17, 3)
-    size = torch.zeros(B, M)
-    for j, i in enumerate(ids):
-        n = len(data.peak_index[i])
-        index[j, :n] = torch.from_numpy(data.peak_index[i])
-        mask[j, :n] = True
-        code[j, :n] = torch.from_numpy(data.peak_code[i])
-        teacher[j, :n] = torch.from_numpy(data.peak_teacher[i]).float()
-        size[j, :n] = torch.from_numpy(data.peak_size[i]).float()
-    pm = data.p_maps[ids].float()
-    p = {"centre": pm[:, :1], "depth": pm[:, 1:2], "offset": pm[:, 2:4]}
-    return x, p, index, mask, code, teacher, size, torch.from_numpy(data.intr[ids]).float()
+def real_loss(head: dict[str, torch.Tensor], t: dict[str, torch.Tensor],
+              decoder: torch.nn.Module, w: HeadLossWeights, min_conf: float
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    rel = _pose(head, decoder)
+    terms: dict[str, torch.Tensor] = {}
+    v = t["valid"]
+    if bool(v.any()):
+        sub = {k: x[v] for k, x in t.items()}
+        terms = _common_terms({k: x[v] for k, x in head.items()}, rel[v], sub, sub["boxes"],
+                              sub["intr"])
+        terms["conf"] = torch.nn.functional.binary_cross_entropy_with_logits(
+            head["conf_logit"][v], sub["conf"])
+    root2d, log_zf = person_geometry(head, t["boxes"])
+    joints = rel + place_root(root2d, log_zf, t["intr"])[:, None]
+    kp, kconf = coco_to_mupots_torch(t["kpts"])
+    size = (t["boxes"][:, 2:] - t["boxes"][:, :2]).amax(-1).clamp_min(1.0)
+    err = (project(joints, t["intr"]) - kp.nan_to_num()).norm(dim=-1) / size[:, None]
+    huber = torch.where(err < 0.1, 0.5 * err ** 2 / 0.1, err - 0.05)
+    wgt = torch.where(kconf >= min_conf, kconf, torch.zeros_like(kconf))
+    terms["reproj"] = (huber * wgt).sum() / wgt.sum().clamp_min(1.0)
+    terms["prior"] = 0.5 * (head["z"] ** 2).sum(-1).mean()
+    loss = sum(getattr(w, k) * v for k, v in terms.items())
+    return loss, {("prior" if k == "prior" else f"real_{k}"): float(x.detach())
+                  for k, x in terms.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# The run.
+
+
+def _real_batch(real: dict[str, np.ndarray], ids: np.ndarray, net: StudentNet,
+                rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Head inputs (with the projection applied to the cached raw features; a fifth of the
+    people lose their features) and targets of real people `ids`."""
+    f = {k: torch.from_numpy(np.asarray(v[ids])) for k, v in real.items()}
+    feat = torch.cat([project_raw(net, f["raw"].float(), f["level"]), f["hidden"].float()], -1)
+    drop = torch.from_numpy(rng.random(len(ids)) < 0.2)
+    x_img = head_inputs(feat, f["kpts"], f["boxes"], f["intr"])
+    x_none = head_inputs(torch.zeros_like(feat), f["kpts"], f["boxes"], f["intr"], False)
+    x = torch.where(drop[:, None], x_none, x_img)
+    t = {k: f[k].float() for k in ("kpts", "boxes", "intr", "z", "rot6d", "log_zf", "root2d",
+                                   "rel", "conf")}
+    t["valid"] = f["valid"].bool()
+    return x, t
 
 
 def train_student(args: argparse.Namespace) -> Path:
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = resolve_device(args.device)
-    if distributed:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank = _rank()
+    if device.type != "cpu":
+        raise ValueError("the student's heads train on the CPU (the trunk pass is cached)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
     prior = PosePrior.from_checkpoint(load_checkpoint(args.prior, "mp3d.prior"))
     prior.requires_grad_(False)
     ckpt_path = out / "student.pt"
     ckpt, start = None, 0
+    decode = DecodeConfig()
     if args.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path, "mp3d.student")
-        net, _, _ = load_student(ckpt)
+        ckpt = load_checkpoint(ckpt_path, KIND)
+        net, decode, _ = load_student(ckpt, ckpt_path)
         start = int(ckpt["step"])
     elif args.init:
-        net, _, _ = load_student(load_checkpoint(args.init, "mp3d.student"))
+        net, decode, _ = load_student(load_checkpoint(args.init, KIND), args.init)
     else:
-        width, height = parse_size(args.input_size)
-        net = StudentNet(StudentConfig(backbone=args.backbone, input_width=width,
-                                       input_height=height))
-        if args.backbone.startswith("yolo11n"):
-            from mp3d.model.backbones import load_pretrained
+        net = StudentNet(StudentConfig(input_size=args.input_size))
+        net.trunk.load_state_dict(load_teacher_state())
+    trunk_trained = ckpt is not None and "trunk_state_dict" in ckpt
+    if args.adapt_trunk and ckpt is None:
+        from mp3d.train.adapt import AdaptConfig, adapt_trunk, teacher_frames
 
-            load_pretrained(net.encoder, args.pretrained)
-    scfg = net.cfg
-    _, pcfg = load_posemap(load_checkpoint(args.posemap, "mp3d.posemap"))
-    data = prepare(args, scfg, args.posemap, prior)
-    F = len(data.samples)
-    net.to(device).train()
-    model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+        frames = teacher_frames(pool_sources(args), args.teacher_cache, args.teacher,
+                                letterbox_shape(640, 480, net.cfg.input_size), args.frame_step)
+        if not frames:
+            raise ValueError("no frames with cached teacher outputs to adapt the trunk to")
+        adapt_log = CsvLog(out / "adapt_log.csv", ["step", "loss", "score", "box", "kpt", "keep"])
+        adapt_trunk(net.trunk, frames, AdaptConfig(steps=args.adapt_trunk), rng, adapt_log.write)
+        trunk_trained = True
+    elif args.init:
+        trunk_trained = "trunk_state_dict" in load_checkpoint(args.init, KIND)
+    net.eval().requires_grad_(False)
+    params = list(net.features.parameters()) + list(net.head.parameters())
+    for q in params:
+        q.requires_grad_(True)
+    real_path = out / "real_people.npz"
+    key = _real_key(args, net.cfg, decode, _trunk_digest(net) if trunk_trained else "")
+    if real_path.exists() and str(np.load(real_path)["key"]) == key:
+        real = dict(np.load(real_path))
+        real.pop("key")
+    else:
+        real = prepare_real(args, net, prior, args.posemap, decode)
+        np.savez(real_path, key=np.array(key), **real)
+    motion = args.motion or [str(Path("cache/mocap/lafan1/test.bvh"))]
+    sources = [load_canonical(m) for m in motion]
+    if not decode.refine_dims:
+        decode = replace(decode, refine_dims=active_dims(prior, np.concatenate(sources)))
+    W, H = letterbox_shape(640, 480, net.cfg.input_size)
+    scfg = SceneConfig(width=W, height=H)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     if ckpt is not None:
         opt.load_state_dict(ckpt["optimizer"])
-    rng = np.random.default_rng([args.seed, rank, start])
-    gen = torch.Generator().manual_seed(args.seed * 1000 + rank + start)
-    weights = StudentLossWeights()
-    decoder = prior.decoder.to(device)
+        rng = np.random.default_rng([args.seed, start])
+    weights = HeadLossWeights()
 
     def lr_at(s: int) -> float:
         warm = min(1.0, (s + 1) / max(1, min(100, args.steps // 10)))
         return args.lr * warm * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
 
     def save(step: int) -> None:
-        if rank == 0:
-            save_checkpoint(student_checkpoint(
-                net, pcfg.maps, prior.decoder, step=step, optimizer=opt.state_dict(),
-                data=[src.spec() for src in pool_sources(args)], init=args.init,
-                teacher=args.teacher, parameters=count_parameters(net)), ckpt_path)
+        save_checkpoint(student_checkpoint(
+            net, decode, prior.decoder, trunk_trained, step=step, optimizer=opt.state_dict(),
+            data=[s.spec() for s in pool_sources(args)], motion=motion, init=args.init,
+            posemap=str(args.posemap), prior=str(args.prior)), ckpt_path)
 
-    log = CsvLog(out / "student_log.csv", LOG_FIELDS, resume=args.resume) if rank == 0 else None
+    log = CsvLog(out / "student_log.csv", LOG_FIELDS, resume=args.resume)
+    n_syn = round(args.batch * args.synthetic_frac)
+    n_real = args.batch - n_syn
     t0 = time.time()
-    bar = tqdm(range(start, args.steps), desc="student", initial=start, total=args.steps,
-               disable=rank != 0)
+    bar = tqdm(range(start, args.steps), desc="student heads", initial=start, total=args.steps)
     for step in bar:
-        for gr in opt.param_groups:
-            gr["lr"] = lr_at(step)
-        ids = rng.integers(0, F, args.batch)
-        x, p, index, mask, code, teacher, size, intr = _batch(data, ids, gen)
-        s = model(x.to(device))
-        loss, logs = student_loss(s, {k: v.to(device) for k, v in p.items()}, index.to(device),
-                                  mask.to(device), code.to(device), teacher.to(device),
-                                  size.to(device), intr.to(device), decoder, net.heads.codes,
-                                  pcfg.maps, weights)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss, logs = torch.zeros(()), {}
+        if n_syn:
+            share = -(-1024 // len(sources))
+            bank = np.concatenate([s[rng.integers(0, len(s), share)] for s in sources])
+            syn = synthetic_people(augment(bank, rng, mirror_p=0.0, arm_swing_deg=150.0),
+                                   max(1, n_syn // 4), scfg, prior, rng)
+            x = head_inputs(torch.zeros(len(syn["kpts"]), feature_dim(net.cfg)), syn["kpts"],
+                            syn["boxes"], syn["intr"], False)
+            l_syn, logs_syn = synthetic_loss(net.head(x), syn, prior.decoder, weights)
+            loss, logs = loss + l_syn, {**logs, **logs_syn}
+        if n_real:
+            x, t = _real_batch(real, rng.integers(0, len(real["kpts"]), n_real), net, rng)
+            l_real, logs_real = real_loss(net.head(x), t, prior.decoder, weights,
+                                          args.min_teacher_conf)
+            loss, logs = loss + l_real, {**logs, **logs_real}
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
-        if log is not None and (step % 25 == 0 or step == args.steps - 1):
+        if step % 25 == 0 or step == args.steps - 1:
             log.write({"step": step, "loss": float(loss.detach()), "lr": lr_at(step), **logs})
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}",
+                            syn=f"{logs.get('syn_mpjpe_mm', 0):.0f}mm")
         if (step + 1) % args.save_every == 0:
             save(step + 1)
     save(args.steps)
-    if rank == 0:
-        plot_curves(out / "student_log.csv", out / "student_loss.png")
-        print(f"trained {args.steps - start} steps in {time.time() - t0:.0f} s -> {ckpt_path}")
-    if distributed:
-        dist.destroy_process_group()
+    plot_curves(out / "student_log.csv", out / "student_loss.png")
+    print(f"trained {args.steps - start} steps in {time.time() - t0:.0f} s -> {ckpt_path}")
     return ckpt_path

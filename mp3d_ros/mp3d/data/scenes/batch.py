@@ -84,3 +84,28 @@ class SceneBatch:
     def num_slots(self) -> int:
         """P, the padded number of real people."""
         return self.valid.shape[1]
+
+
+def teacher_found(batch: SceneBatch) -> np.ndarray:
+    """(B, P) real people the teacher reported (at least one confident keypoint)."""
+    P = batch.num_slots
+    return batch.valid & ~batch.teacher_missed & (batch.teacher_conf[:, :P] > 0).any(-1)
+
+
+def person_boxes(batch: SceneBatch, b: np.ndarray, p: np.ndarray,
+                 rng: np.random.Generator | None = None, margin: float = 0.08,
+                 jitter: float = 0.03) -> np.ndarray:
+    """Detector-like boxes of people (b, p) (N,) each: the extent of their skeleton and COCO
+    points inside the image, widened by `margin` of its size on each side (a detector's box
+    covers the head top and the feet), each side moved by `jitter` x size x N(0, 1) when `rng`
+    is given, clipped to the image -> (N, 4) xyxy px."""
+    pts = np.concatenate([batch.kp2d[b, p], batch.coco2d[b, p]], 1)
+    vis = np.concatenate([batch.in_image[b, p], batch.coco_in_image[b, p]], 1)
+    lo = np.where(vis[..., None], pts, np.inf).min(1)
+    hi = np.where(vis[..., None], pts, -np.inf).max(1)
+    size = (hi - lo).max(-1, keepdims=True)
+    noise = (lambda: jitter * rng.standard_normal(lo.shape)) if rng is not None else (
+        lambda: 0.0)
+    lo, hi = lo - size * (margin + noise()), hi + size * (margin + noise())
+    return np.concatenate([np.maximum(lo, 0), np.minimum(hi, [batch.width - 1,
+                                                              batch.height - 1])], -1)

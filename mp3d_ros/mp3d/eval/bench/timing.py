@@ -94,11 +94,11 @@ def clip_intrinsics():
 
 
 def backend_main(job: dict) -> dict:
-    """The backend helper (``python -m mp3d.eval.bench backend JOB.json``, one process per backend
-    so
-    its memory is its own): job {"model", "backend", "device", "batch", "threads", "groups":
-    {name: [jpeg paths]}}. Latency p50/p95 per call (ms), fps, peak memory (MemoryPeak), people
-    found; per count the p50 and the mean people found."""
+    """The backend helper (``python -m mp3d.eval.bench.run backend JOB.json``, one process per
+    backend so its memory is its own): job {"model", "backend", "device", "batch", "threads",
+    "groups": {name: [jpeg paths]}}. Latency p50/p95 per call (ms), fps, peak memory
+    (MemoryPeak), people found; per count the p50 and the mean people found; on ONNX Runtime's
+    CPU at batch 1 also the teacher's network alone (time_teacher)."""
     import torch
 
     from mp3d.infer.estimator import Estimator
@@ -117,12 +117,44 @@ def backend_main(job: dict) -> dict:
             t, f = time_calls(est.estimate_batch, group, intrinsics, batch)
             per_count[key] = _ms(t, 50)
             found_per_count[key] = round(float(np.mean(f)), 2)
-    return {"backend": est.backend, "device": str(est.device), "batch": batch,
-            "p50_ms": _ms(lat, 50), "p95_ms": _ms(lat, 95),
-            "fps": round(batch * len(lat) / float(lat.sum()), 1),
-            "peak_mem_mb": round(mem.peak_mb(), 1),
-            "people_per_frame": round(float(np.mean(found)), 2),
-            "per_count": per_count, "found_per_count": found_per_count}
+    out = {"backend": est.backend, "device": str(est.device), "batch": batch,
+           "input_size": est.input_size,
+           "p50_ms": _ms(lat, 50), "p95_ms": _ms(lat, 95),
+           "fps": round(batch * len(lat) / float(lat.sum()), 1),
+           "peak_mem_mb": round(mem.peak_mb(), 1),
+           "people_per_frame": round(float(np.mean(found)), 2),
+           "per_count": per_count, "found_per_count": found_per_count}
+    if est.backend == "onnxruntime" and est.device.type == "cpu" and batch == 1:
+        out["teacher_p50_ms"] = _ms(time_teacher(est, groups["real"]), 50)
+    return out
+
+
+def time_teacher(est, images: Sequence[bytes], warmup: int = WARMUP_CALLS) -> np.ndarray:
+    """Seconds per call of the teacher's network alone (mp3d.infer.onnx.cached_teacher_export)
+    with ONNX Runtime on the CPU, on the same JPEGs, decoded and letterboxed as the Estimator
+    does: what the student costs beyond it is its heads, decoding and refinement."""
+    import onnxruntime as ort
+
+    from mp3d.infer.onnx import cached_teacher_export
+
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(cached_teacher_export()), opts,
+                                   providers=["CPUExecutionProvider"])
+
+    def call(data: bytes) -> None:
+        x, _ = est.preprocess(decode_jpeg(data))
+        session.run(None, {"image": np.ascontiguousarray(
+            x.transpose(2, 0, 1)[None], np.float32) / 255})
+
+    for i in range(warmup):
+        call(images[i % len(images)])
+    lat = []
+    for data in images:
+        t = time.perf_counter()
+        call(data)
+        lat.append(time.perf_counter() - t)
+    return np.array(lat)
 
 
 def prepare_backend(model: str, backend: str, device: str) -> None:

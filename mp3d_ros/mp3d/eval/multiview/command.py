@@ -93,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"model not found: {args.model}")
     rig = load_rig(args.data, args.calib)
     try:
-        est = Estimator(args.model, device=args.device, peak_threshold=args.threshold)
+        est = Estimator(args.model, device=args.device, peak_threshold=args.threshold,
+                        input_size=args.input_size, refine_steps=args.refine_steps)
     except ValueError as exc:  # corrupt, wrong kind, or weights that do not fit the network
         raise InputError(f"cannot load the model {args.model}: {exc}") from None
     eval_frames = spread(parse_frames(args.frames, rig.n_frames, (0.4, 1.0)), args.steps)

@@ -73,6 +73,7 @@ class MultiviewConfig:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mp3d.common.paths import default_model
+    from mp3d.infer.estimator import add_model_options
 
     p.add_argument("--model", default=str(default_model("student.pt")), help="student checkpoint")
     p.add_argument("--data", help="folder with videos/ (or the videos themselves) and "
@@ -95,6 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "MP3D_TEACHER_PYTHON", str(REPO / ".venv-teacher" / "bin" / "python")),
         help="interpreter with the teacher extra (env MP3D_TEACHER_PYTHON)")
     p.add_argument("--threshold", type=float, help="student person threshold (default: model's)")
+    add_model_options(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
