@@ -1,7 +1,9 @@
 """Pose datasets from motion capture: BVH files/folders -> one cached .npz of 17-joint poses.
 
-DeepMimic clips (humanoid3d_*.txt, mp3d.data.mocap.deepmimic) are taken beside BVH files: named
-directly (any .txt/.json file) or found in folders by that file-name pattern.
+DeepMimic clips (humanoid3d_*.txt, mp3d.data.mocap.deepmimic) and joint-position clips
+(*_joint_positions*.npy, holosoma-retargeting's climbing captures, mp3d.data.mocap.positions) are
+taken beside BVH files: named directly (any .txt/.json, any .npy file) or found in folders by those
+file-name patterns.
 
 The .npz (see `PoseDataset`) holds every kept frame of every file as MuPoTS joints in metres, in
 the mocap world frame (the file's axes, Y up; see mp3d.data.mocap.retarget), plus where each frame
@@ -24,7 +26,7 @@ import numpy as np
 
 from mp3d.common import skeleton as sk
 from mp3d.common.paths import file_sha256
-from mp3d.data.mocap import deepmimic
+from mp3d.data.mocap import deepmimic, positions
 from mp3d.data.mocap.bvh import read_bvh
 from mp3d.data.mocap.retarget import SHIPPED, Mapping, detect_mapping, load_mapping, retarget
 
@@ -76,13 +78,14 @@ class PoseDataset:
 
 
 def find_bvh_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """BVH files named directly or found in folders (recursively, *.bvh in any case, and DeepMimic
-    clips humanoid3d_*.txt), sorted per folder."""
+    """BVH files named directly or found in folders (recursively, *.bvh in any case, DeepMimic
+    clips humanoid3d_*.txt and joint-position clips *_joint_positions*.npy), sorted per folder."""
     out: list[Path] = []
     for p in map(Path, inputs):
         if p.is_dir():
             out += sorted(f for f in p.rglob("*") if f.is_file() and (
-                f.suffix.lower() == ".bvh" or f.match(deepmimic.FILE_GLOB)))
+                f.suffix.lower() == ".bvh" or f.match(deepmimic.FILE_GLOB)
+                or f.match(positions.FILE_GLOB)))
         elif p.is_file():
             out.append(p)
         else:
@@ -127,10 +130,18 @@ def convert_file(path: str | Path, mapping: Mapping | None = None, *, fps: float
                  ) -> tuple[np.ndarray, np.ndarray, str, float]:
     """One BVH file -> joints (M, 17, 3) float32 metres, frame indices (M,), mapping name, rate.
 
-    A DeepMimic clip (deepmimic.is_clip_path) is read by mp3d.data.mocap.deepmimic; `mapping`
-    applies to BVH files only (a clip's skeleton is fixed) and its mapping name is
-    deepmimic.MAPPING_NAME.
+    A DeepMimic clip (deepmimic.is_clip_path) is read by mp3d.data.mocap.deepmimic, a
+    joint-position clip (.npy) by mp3d.data.mocap.positions (at positions.DEFAULT_FPS, every 4th
+    frame, when fps is None); `mapping` applies to BVH files only (those skeletons are fixed) and
+    their mapping names are deepmimic.MAPPING_NAME and positions.MAPPING_NAME.
     """
+    if positions.is_clip_path(path):
+        pclip = positions.read_clip(path)
+        idx, rate = select_frames(pclip.num_frames, pclip.fps,
+                                  positions.DEFAULT_FPS if fps is None else fps, stride)
+        joints = positions.retarget(pclip, frames=idx).astype(np.float32)
+        assert joints.shape == (len(idx), sk.NUM_JOINTS, 3), joints.shape
+        return joints, idx.astype(np.int32), positions.MAPPING_NAME, rate
     if deepmimic.is_clip_path(path):
         clip = deepmimic.read_clip(path)
         idx, rate = select_frames(clip.num_frames, clip.fps, fps, stride)
@@ -167,7 +178,8 @@ def build_pose_dataset(inputs: Sequence[str | Path], out: str | Path, *,
                        stride: int = 1, cache_dir: str | Path | None = None,
                        allow_truncated: bool = False, force: bool = False,
                        progress: bool = True) -> tuple[PoseDataset, bool]:
-    """Convert BVH files/folders into the .npz at `out`; returns (dataset, whether work was done).
+    """Convert BVH files, DeepMimic and joint-position clips, or folders of them, into the .npz at
+    `out`; returns (dataset, whether work was done).
 
     mapping: a Mapping, shipped name or mapping file; None auto-detects per file.
     fps, stride: see `select_frames`. cache_dir: per-file cache folder (None: none).
@@ -179,15 +191,19 @@ def build_pose_dataset(inputs: Sequence[str | Path], out: str | Path, *,
     m = None if mapping is None else load_mapping(mapping)
     files = find_bvh_files(inputs)
     if not files:
-        raise FileNotFoundError(f"no .bvh files (or DeepMimic {deepmimic.FILE_GLOB}) in "
+        raise FileNotFoundError(f"no .bvh files (or DeepMimic {deepmimic.FILE_GLOB}, joint "
+                                f"positions {positions.FILE_GLOB}) in "
                                 f"{', '.join(map(str, inputs))}")
     options = {"version": CACHE_VERSION, "mapping": _mapping_key(m), "fps": fps,
                "stride": stride, "allow_truncated": allow_truncated}
     shas = [file_sha256(f) for f in files]
-    # DeepMimic conversions are keyed by that reader's version too (nothing changes for BVH).
+    # DeepMimic and joint-position conversions are keyed by their reader's version too (nothing
+    # changes for BVH, so BVH-only keys stay as they were).
     dm_key = [f"deepmimic:{deepmimic.VERSION}"]
+    pos_key = [f"positions:{positions.VERSION}"]
     key = _hash(options, [str(f) for f in files], shas,
-                *(dm_key if any(deepmimic.is_clip_path(f) for f in files) else []))
+                *(dm_key if any(deepmimic.is_clip_path(f) for f in files) else []),
+                *(pos_key if any(positions.is_clip_path(f) for f in files) else []))
     if out.is_file() and not force:
         with np.load(out, allow_pickle=False) as z:
             stored = str(z["key"]) if "key" in z.files else None
@@ -199,7 +215,8 @@ def build_pose_dataset(inputs: Sequence[str | Path], out: str | Path, *,
     with tqdm(list(zip(files, shas)), desc="mocap", unit="file", disable=not progress) as bar:
         for f, sha in bar:
             bar.set_postfix_str(f.name)
-            fkey = _hash(options, *(dm_key if deepmimic.is_clip_path(f) else []))
+            fkey = _hash(options, *(dm_key if deepmimic.is_clip_path(f) else
+                                    pos_key if positions.is_clip_path(f) else []))
             cpath = None if cdir is None else cdir / f"{sha[:20]}-{fkey[:20]}.npz"
             if cpath is not None and cpath.is_file() and not force:
                 with np.load(cpath, allow_pickle=False) as z:

@@ -13,15 +13,20 @@ Shipped mappings (SHIPPED; `load_mapping` also reads a user's JSON or YAML file 
           ...). Their unit is the ASF length unit, (1/0.45) inch = 0.056444 m (ASF `length 0.45`
           with inches), the scale used by common CMU BVH loaders; user-settable.
   mixamo  Adobe Mixamo (mixamorig:Hips, ...; the prefix is optional), centimetres (scale 0.01).
+  mocapbank  the 19-joint rig of MocapBank-style BVH (Hips, Chest, Chest2, Left/RightCollar,
+          Shoulder, Elbow, Wrist, Hip, Knee, Ankle, Neck, Head; bvhtoolbox 0.1.3's
+          tests/example_files/test_mocapbank.bvh), centimetres (scale 0.01).
 
-Joint choices (same spirit for all three; the teacher's COCO mapping in mp3d.common.skeleton
+Joint choices (same spirit for all four; the teacher's COCO mapping in mp3d.common.skeleton
 also takes thorax and pelvis as the shoulder and hip midpoints):
   pelvis    mean(LeftUpLeg, RightUpLeg): midpoint of the hip joints (the BVH root "Hips" sits
             off it: 2 cm in LaFAN1, about 10 cm above it in CMU skeletons).
   thorax    mean(LeftArm, RightArm): midpoint of the shoulder joints.
   spine     the spine joint nearest the pelvis-thorax midpoint (MPI-INF-3DHP's 17-joint "spine"
             is the H36M mid-torso spine): LaFAN1 mean(Spine1, Spine2) (measured 0.51 of the
-            way up), CMU Spine (0.56 on a CMU skeleton's offsets), Mixamo Spine1 (unchecked).
+            way up), CMU Spine (0.56 on a CMU skeleton's offsets), Mixamo Spine1 (unchecked),
+            mocapbank 0.4 Chest + 0.6 Chest2 (0.50 over test_mocapbank.bvh; Chest alone is at
+            0.25, Chest2 at 0.67).
   head      Head.
   head_top  Mixamo: HeadTop_End. LaFAN1: its Head End Site has zero length, so head_top =
             Head + 1.25 (Head - Neck), about 15 cm above Head; that puts the vertex at about
@@ -29,8 +34,11 @@ also takes thorax and pelvis as the shoulder and hip midpoints):
             of stature) and hip height (0.53). CMU: the Head End Site sits only ~9 cm above Head,
             well below the vertex, so head_top = Head_End + 1.0 (Head_End - Head), or without
             that End Site Head + 1.25 (Head - Neck1) (calibrated on a CMU skeleton's offsets,
-            not checked on CMU motion data).
-  limbs     shoulder/elbow/wrist = Arm/ForeArm/Hand, hip/knee/ankle = UpLeg/Leg/Foot.
+            not checked on CMU motion data). mocapbank: its Head End Site, 18 cm above Head
+            (head_top 1.53 m above the ankles in its first, standing frame: a performer of
+            about 1.6 m).
+  limbs     shoulder/elbow/wrist = Arm/ForeArm/Hand, hip/knee/ankle = UpLeg/Leg/Foot
+            (mocapbank: Shoulder/Elbow/Wrist, Hip/Knee/Ankle).
 BVH "Left"/"Right" are the performer's own sides, as are MuPoTS "l_"/"r_".
 
 Output frame ("mocap world"): the file's own axes, scaled to metres, with Y up (a mapping with
@@ -166,6 +174,17 @@ SHIPPED_SPECS: dict[str, dict[str, Any]] = {
             "spine": "Spine1", "head": "Head", "head_top": "HeadTop_End",
         },
     },
+    "mocapbank": {
+        "scale": 0.01, "up_axis": "y", "signature": ["Chest2", "LeftCollar", "LeftAnkle"],
+        "joints": {
+            **{f"{s}_{part}": f"{side}{src}" for s, side in (("r", "Right"), ("l", "Left"))
+               for part, src in (("shoulder", "Shoulder"), ("elbow", "Elbow"), ("wrist", "Wrist"),
+                                 ("hip", "Hip"), ("knee", "Knee"), ("ankle", "Ankle"))},
+            "pelvis": ["LeftHip", "RightHip"], "thorax": ["LeftShoulder", "RightShoulder"],
+            "spine": {"Chest": 2, "Chest2": 3}, "head": "Head",
+            "head_top": {"any": ["Head_End", {"extend": ["Neck", "Head"], "factor": 1.25}]},
+        },
+    },
 }
 
 
@@ -245,7 +264,7 @@ SHIPPED: dict[str, Mapping] = {n: mapping_from_dict(s, n) for n, s in SHIPPED_SP
 
 
 def load_mapping(name_or_path: str | Path | Mapping) -> Mapping:
-    """A shipped mapping by name ("lafan1", "cmu", "mixamo"), or a JSON / YAML mapping file."""
+    """A shipped mapping by name (lafan1, cmu, mixamo, mocapbank), or a JSON / YAML mapping file."""
     if isinstance(name_or_path, Mapping):
         return name_or_path
     if str(name_or_path) in SHIPPED:
