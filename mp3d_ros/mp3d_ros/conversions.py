@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, Quaternion
 from mp3d.common import skeleton as sk
+from mp3d.infer.orientations import joint_orientations, quaternions
 from mp3d.infer.people import Person
 from std_msgs.msg import Header
 
@@ -15,13 +16,25 @@ def _points(xyz: np.ndarray) -> list[Point]:
     return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
 
 
-def people_to_msg(people: list[Person], header: Header) -> Person3DArray:
+def _quaternions(rots: np.ndarray) -> list[Quaternion]:
+    return [Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
+            for x, y, z, w in quaternions(rots)]
+
+
+def people_to_msg(people: list[Person], header: Header,
+                  orientations: list[np.ndarray] | None = None) -> Person3DArray:
     """Build the array message; `header` is the source image's header, copied unchanged.
 
-    People are written in descending score order.
+    People are written in descending score order. ``orientations``: each person's joint
+    orientations (17, 3, 3) in the order of ``people``
+    (:func:`mp3d.infer.orientations.joint_orientations`, computed here when not given).
     """
     msg = Person3DArray(header=header, skeleton=sk.NAME, joint_names=list(sk.JOINT_NAMES))
-    for p in sorted(people, key=lambda q: -q.score):
+    if orientations is None:
+        orientations = [joint_orientations(p.joints_3d) for p in people]
+    assert len(orientations) == len(people), (len(orientations), len(people))
+    order = sorted(range(len(people)), key=lambda i: -people[i].score)
+    for p, rots in ((people[i], orientations[i]) for i in order):
         kp = np.concatenate([p.keypoints_2d, np.zeros((sk.NUM_JOINTS, 1))], axis=1)
         root = p.root
         msg.people.append(Person3D(
@@ -32,6 +45,7 @@ def people_to_msg(people: list[Person], header: Header) -> Person3DArray:
             keypoints_2d=_points(kp),
             root=Point(x=float(root[0]), y=float(root[1]), z=float(root[2])),
             root_source=Person3D.ROOT_DEPTH if p.root_from_depth else Person3D.ROOT_MONOCULAR,
+            joint_orientations=_quaternions(rots),
         ))
     return msg
 

@@ -17,8 +17,11 @@ Per frame (:meth:`FramePipeline.process`):
 4. track (the image stamp in seconds; a zero stamp ages tracks by frames instead, a stamp going
    backwards resets the tracks);
 5. build the messages, each with the image's header (frame_id replaced only by a non-empty
-   ``output_frame``), and with ``publish_tf`` the TF frames of the tracked people
-   (:mod:`mp3d_ros.tf_frames`).
+   ``output_frame``): the people with their joint orientations
+   (:mod:`mp3d.infer.orientations`, computed once per person for every output), with
+   ``publish_tf`` the TF frames of the tracked people (:mod:`mp3d_ros.tf_frames`), and with
+   ``hri`` the ROS4HRI bodies and their messages (:mod:`mp3d_ros.hri`; the tracker's live tracks
+   are the bodies) and the body frames named with their ids.
 
 A frame that cannot be processed raises :class:`BadFrameError` with a reason (``bad_image``,
 ``estimator_error``); callers count it and go on. Things worth a warning that do not drop the
@@ -43,6 +46,7 @@ from mp3d.data.imagecodec import ImageConversionError, depth_to_metres, msg_to_r
 from mp3d.infer.depth import DepthConfig, refine_with_depth
 from mp3d.infer.draw import draw_skeleton_2d
 from mp3d.infer.estimator import Estimator
+from mp3d.infer.orientations import joint_orientations
 from mp3d.infer.people import Person
 from mp3d.infer.tracking import Tracker
 from sensor_msgs.msg import Image
@@ -77,19 +81,22 @@ class FrameResult:
     debug_image: Image | None
     intrinsics_source: str
     transforms: list[TransformStamped] = field(default_factory=list)
+    hri: object | None = None  # an mp3d_ros.hri.HriFrame with ``hri``
 
 
 def make_estimator(cfg: PoseNodeConfig) -> Estimator:
     """The Estimator the node and the replay run for ``cfg`` (model, device, backend, fp16, onnx,
-    thresholds, cpu_threads). cpu_threads > 0 also sets the process's torch threads: call it
-    from a process of its own (the node, the replay). Raises FileNotFoundError, ValueError,
-    RuntimeError or OSError, one line (a DeviceUnavailableError is a RuntimeError)."""
+    thresholds, input size, refinement, cpu_threads). cpu_threads > 0 also sets the process's
+    torch threads: call it from a process of its own (the node, the replay). Raises
+    FileNotFoundError, ValueError, RuntimeError or OSError, one line (a DeviceUnavailableError
+    is a RuntimeError)."""
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     return Estimator(cfg.model or default_model("student.pt"), device=cfg.device,
                      peak_threshold=cfg.peak_threshold or None, max_people=cfg.max_people or None,
                      onnx=cfg.onnx or None, backend=cfg.backend, fp16=cfg.fp16,
-                     threads=cfg.cpu_threads)
+                     threads=cfg.cpu_threads, input_size=cfg.input_size or None,
+                     refine_steps=None if cfg.refine_steps < 0 else cfg.refine_steps)
 
 
 def stamp_ns(header: object) -> int:
@@ -156,6 +163,12 @@ class FramePipeline:
         self.warn_cb = warn
         self.last_stamp: int | None = None
         self.depth_cfg = DepthConfig()
+        self.hri = None
+        if cfg.hri:  # imported only here: hri_msgs is needed only with hri
+            from mp3d_ros.hri import HriBodies
+
+            self.hri = HriBodies(cfg.tracker.velocity_smoothing, cfg.tf_prefix)
+        self.tracker_reset = False  # whether the last track() reset the tracker
 
     def note(self, kind: str, text: str) -> None:
         """Count a warning; tell the callback the first time of each kind."""
@@ -205,7 +218,15 @@ class FramePipeline:
             self.last_stamp = stamp
         if self.tracker is None:
             return people
-        return self.tracker.update(people, stamp * 1e-9 if stamp else None)
+        before = self.tracker.frame
+        out = self.tracker.update(people, stamp * 1e-9 if stamp else None)
+        self.tracker_reset = self.tracker.frame != before + 1  # a reset starts again at frame 0
+        return out
+
+    def live_tracks(self) -> list[int]:
+        """The ids of the tracks the tracker holds after the last frame (seen or not)."""
+        return [] if self.tracker is None else [t.track_id for t in self.tracker.tracks
+                                                if t.track_id >= 0]
 
     def process(self, msg: object, depth: object | None = None) -> FrameResult:
         """One image message (Image or CompressedImage, rclpy or rosbags) and optionally its
@@ -257,7 +278,8 @@ class FramePipeline:
         header = Header(stamp=Time(sec=int(msg.header.stamp.sec),
                                    nanosec=int(msg.header.stamp.nanosec)),
                         frame_id=self.cfg.output_frame or str(msg.header.frame_id))
-        out = people_to_msg(people, header)
+        orientations = [joint_orientations(p.joints_3d) for p in people]
+        out = people_to_msg(people, header, orientations)
         m = self.cfg.markers
         markers = (people_markers(out, m.joint_radius, m.bone_width, m.min_confidence)
                    if m.enabled else None)
@@ -269,6 +291,13 @@ class FramePipeline:
                 draw_skeleton_2d(canvas, p.keypoints_2d, p.joint_scores, m.min_confidence,
                                  colour=(c.r, c.g, c.b))
             debug = rgb_to_image(canvas, "rgb8", header=header)
-        transforms = (people_transforms(people, header, self.cfg.publish_tf_joints,
-                                        self.cfg.tf_prefix) if self.cfg.publish_tf else [])
-        return FrameResult(people, out, markers, debug, resolved.source, transforms)
+        hri = None
+        if self.hri is not None:
+            hri = self.hri.update(people, orientations, self.live_tracks(), self.tracker_reset,
+                                  header, (w, h), stamp or None)
+        transforms = []
+        if self.cfg.publish_tf or hri is not None:
+            transforms = people_transforms(people, header, self.cfg.publish_tf_joints,
+                                           self.cfg.tf_prefix,
+                                           None if hri is None else hri.body_ids, orientations)
+        return FrameResult(people, out, markers, debug, resolved.source, transforms, hri)

@@ -45,6 +45,8 @@ class PoseNodeConfig:
     image_queue_depth: int = 1
     peak_threshold: float = 0.0
     max_people: int = 0
+    input_size: int = 0
+    refine_steps: int = -1
     rate_limit_hz: float = 0.0
     output_frame: str = ""
     fallback_fx: float = 0.0
@@ -60,6 +62,7 @@ class PoseNodeConfig:
     depth_wait_s: float = 0.1
     publish_tf_joints: bool = False
     tf_prefix: str = ""
+    hri: bool = False
     tracking: bool = True
     stall_timeout_s: float = 3.0
     warn_drop_rate: float = 0.2
@@ -78,6 +81,8 @@ class PoseNodeConfig:
                 raise ValueError(f"{spec.name}={value!r} not one of {spec.choices}")
             if spec.low is not None and not spec.low <= value <= spec.high:
                 raise ValueError(f"{spec.name}={value!r} not in [{spec.low}, {spec.high}]")
+        if self.hri and not self.tracking:
+            raise ValueError("hri=True needs tracking=True (ROS4HRI body ids follow the track ids)")
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,12 @@ _DOCS: dict[str, tuple] = {
                           1, 100),
     "peak_threshold": ("Person detection threshold in [0, 1] (0: the checkpoint's).", 0.0, 1.0),
     "max_people": ("Most people per image (0: the checkpoint's).", 0, 1000),
+    "input_size": ("Long side of the letterboxed network input, px, a multiple of 32 (0: the "
+                   "checkpoint's: 640, the teacher's own). Larger finds smaller, farther people "
+                   "at a higher cost.",
+                   0, 4096),
+    "refine_steps": ("Gauss-Newton steps fitting each person's 3D to its 2D keypoints (0: off; "
+                     "-1: the checkpoint's).", -1, 20),
     "rate_limit_hz": ("Accept at most this many frames per second (0: no limit).", 0.0, 1000.0),
     "output_frame": ("frame_id of the outputs; empty: the image's (the joints are always in "
                      "the image's optical frame: only set this to an equal frame).",),
@@ -136,9 +147,15 @@ _DOCS: dict[str, tuple] = {
                                "close (s).", 0.0, 1.0),
     "depth_wait_s": ("How long a frame waits for its depth image before going on without "
                      "(s).", 0.0, 5.0),
-    "publish_tf_joints": ("With publish_tf, also body_<id>_<joint> per joint (position only).",),
+    "publish_tf_joints": ("With publish_tf (or hri), also a frame per joint, parented to the "
+                          "body frame, at the joint with its orientation (Person3D."
+                          "joint_orientations): body_<id>_<joint> (with hri: <joint>_<id>).",),
     "tf_prefix": ("Put before every TF frame name (e.g. 'front/' with several cameras, whose "
                   "track ids are their own).",),
+    "hri": ("ROS4HRI (REP-155) output: /humans/bodies/tracked and, per tracked body, "
+            "/humans/bodies/<id>/{roi,skeleton2d,joint_states,position,velocity,urdf}, and the "
+            "body_<id> TF frames (with or without publish_tf) named with the body ids (5 "
+            "random letters, never reused in a process); needs tracking.",),
     "tracking": ("Assign track ids (mp3d.infer.tracking); false: every person has track_id -1.",),
     "stall_timeout_s": ("Diagnostics ERROR when images arrive but nothing was published for "
                         "this long (s).", 0.1, 1e4),

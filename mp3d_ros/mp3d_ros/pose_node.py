@@ -4,12 +4,14 @@
 Subscribes to ``image`` (sensor_msgs/Image) or ``image/compressed`` (CompressedImage), per the
 ``image_transport`` parameter, and ``camera_info``; publishes ``people`` (mp3d_msgs/Person3DArray),
 ``people/markers`` (MarkerArray), optionally ``people/debug_image`` and, with ``publish_tf``,
-``/tf`` (a ``body_<track id>`` frame per tracked person, REP-155), each with the input image's
-header (frame_id replaced only by a non-empty ``output_frame``), and ``/diagnostics`` once a
-second. With ``depth_topic``, aligned depth images (16UC1 mm or 32FC1 m) matched to each frame by
-stamp refine the people's root depths (``Person3D.root_source`` says which were measured). Frames
-go through a single-slot mailbox to one worker thread: a new frame replaces one not
-yet started (counted as ``dropped_replaced``), so the node always works on the newest frame.
+``/tf`` (a ``body_<track id>`` frame per tracked person, REP-155), with ``hri`` the ROS4HRI
+topics under ``/humans/bodies`` (:mod:`mp3d_ros.hri`) and the ``body_<body id>`` frames, each
+with the input image's header (frame_id replaced only by a non-empty ``output_frame``), and
+``/diagnostics`` once a second. With ``depth_topic``, aligned depth images (16UC1 mm or 32FC1
+m) matched to each frame by stamp refine the people's root depths (``Person3D.root_source``
+says which were measured). Frames go through a single-slot mailbox to one worker thread: a new
+frame replaces one not yet started (counted as ``dropped_replaced``), so the node always works
+on the newest frame.
 
 One frame never takes the node down: any exception while processing it is a counted drop with
 its reason (``bad_image``, ``estimator_error``, ``processing_error``), logged throttled; a worker
@@ -73,13 +75,17 @@ class PoseNode:
         self.pub_debug = (node.create_publisher(Image, "people/debug_image", QoSProfile(
             depth=10, reliability=ReliabilityPolicy.RELIABLE)) if cfg.publish_debug_image else None)
         self.pub_diag = node.create_publisher(DiagnosticArray, "/diagnostics", out_qos)
-        self.pub_tf = None
-        if cfg.publish_tf:
+        self.pub_tf = self.hri = None
+        if cfg.publish_tf or cfg.hri:
             from tf2_msgs.msg import TFMessage  # checked at start-up (main)
 
             self.tf_type = TFMessage
             self.pub_tf = node.create_publisher(TFMessage, "/tf", QoSProfile(
                 depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        if cfg.hri:
+            from mp3d_ros.hri import HriPublisher  # hri_msgs: checked at start-up (main)
+
+            self.hri = HriPublisher(node, OUTPUT_HISTORY)
         in_qos = QoSProfile(depth=cfg.image_queue_depth, reliability=(
             ReliabilityPolicy.RELIABLE if cfg.image_reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT))
@@ -178,6 +184,8 @@ class PoseNode:
                     self.pub_tf):
             if pub is not None:
                 self.node.destroy_publisher(pub)
+        if self.hri is not None:
+            self.hri.close()
 
     def work(self) -> None:
         while True:
@@ -210,6 +218,8 @@ class PoseNode:
             self.pub_debug.publish(result.debug_image)
         if self.pub_tf is not None and result.transforms:
             self.pub_tf.publish(self.tf_type(transforms=result.transforms))
+        if self.hri is not None:
+            self.hri.publish(result.hri)
         done = time.monotonic()
         with self.lock:
             self.intrinsics_source = result.intrinsics_source
@@ -290,12 +300,24 @@ def require_tf2_msgs() -> None:
                          ) from exc
 
 
+def require_hri_msgs() -> None:
+    """hri needs hri_msgs (ROS4HRI's, or the fallback build of scripts/setup.sh)."""
+    try:
+        import hri_msgs.msg  # noqa: F401
+    except ImportError as exc:
+        raise ValueError("hri needs the hri_msgs package: install ros-<distro>-hri-msgs, or "
+                         "run bash scripts/setup.sh, which builds it where it is missing"
+                         ) from exc
+
+
 def load(node: Node) -> tuple[PoseNodeConfig, Estimator]:
     """Read and check the parameters and load the model (what a managed node's configure
     does). Raises FileNotFoundError, ValueError, RuntimeError or OSError, one line."""
     cfg = read_config(node)
-    if cfg.publish_tf:
+    if cfg.publish_tf or cfg.hri:
         require_tf2_msgs()
+    if cfg.hri:
+        require_hri_msgs()
     est = make_estimator(cfg)
     for note in est.notes:
         node.get_logger().warning(note)

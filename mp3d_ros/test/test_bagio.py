@@ -128,7 +128,9 @@ def test_splits_are_whole_and_listed(tmp_path):
         assert reader.message_count == 60
 
     by_size = tmp_path / "by_size"
-    _write_selftest_bag(by_size, 6, split_max_bytes=2 * (640 * 480 * 3 + 4096))  # 2 frames
+    # 2 frames: an image and up to 8 kB of CameraInfo and people (up to 3, ~1.5 kB each with
+    # their joint orientations) each
+    _write_selftest_bag(by_size, 6, split_max_bytes=2 * (640 * 480 * 3 + 8192))
     meta = yaml.safe_load((by_size / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert len(meta["relative_file_paths"]) == 3 and meta["message_count"] == 18
     with pytest.raises(bags.BagError, match="exists already"):

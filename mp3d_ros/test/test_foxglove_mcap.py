@@ -320,9 +320,9 @@ def test_person_array_schema_holds_every_nested_type(replayed: Path) -> None:
     people = schemas["mp3d_msgs/msg/Person3DArray"]
     assert set(schema_sections("mp3d_msgs/msg/Person3DArray", people)) == {
         "mp3d_msgs/Person3DArray", "mp3d_msgs/Person3D", "geometry_msgs/Point",
-        "std_msgs/Header", "builtin_interfaces/Time"}
-    for nested in ("mp3d_msgs/Person3D", "geometry_msgs/Point", "std_msgs/Header",
-                   "builtin_interfaces/Time"):
+        "geometry_msgs/Quaternion", "std_msgs/Header", "builtin_interfaces/Time"}
+    for nested in ("mp3d_msgs/Person3D", "geometry_msgs/Point", "geometry_msgs/Quaternion",
+                   "std_msgs/Header", "builtin_interfaces/Time"):
         assert f"\n{RULE}\nMSG: {nested}\n" in people, nested
     assert set(schema_sections("tf2_msgs/msg/TFMessage", schemas["tf2_msgs/msg/TFMessage"])) == {
         "tf2_msgs/TFMessage", "geometry_msgs/TransformStamped", "std_msgs/Header",

@@ -108,6 +108,7 @@ def test_node_publishes_a_body_frame_per_tracked_person(ros_env, pictures):
                 hips = joints[sk.INDEX["l_hip"]] - joints[sk.INDEX["r_hip"]]
                 assert rot[:, 0] @ hips == pytest.approx(0.0, abs=1e-6)  # x: out of the chest
                 assert rot[:, 1] @ hips > 0  # y: to the person's left
+                quats = np.array([[q.x, q.y, q.z, q.w] for q in p.joint_orientations])[order]
                 for j, name in enumerate(sk.JOINT_NAMES):  # joint frames: back to the joints
                     jt = by_child[f"body_{p.track_id}_{name}"]
                     assert jt.header.frame_id == f"body_{p.track_id}"
@@ -115,6 +116,11 @@ def test_node_publishes_a_body_frame_per_tracked_person(ros_env, pictures):
                     local = jt.transform.translation
                     np.testing.assert_allclose(mid_hip + rot @ [local.x, local.y, local.z],
                                                joints[j], atol=1e-6)
+                    # and with the joint's orientation of Person3D (not the identity)
+                    r = jt.transform.rotation
+                    np.testing.assert_allclose(
+                        rot @ Rotation.from_quat([r.x, r.y, r.z, r.w]).as_matrix(),
+                        Rotation.from_quat(quats[j]).as_matrix(), atol=1e-6)
     finally:
         probe.close()
 
