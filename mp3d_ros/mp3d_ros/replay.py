@@ -28,6 +28,12 @@ mp3d.data.bags recover BAG``), unreadable, lacks the image topic (the error list
 output exists already or the model cannot be loaded (all found before the output is created), or,
 with ``--strict``, at the first bad frame (the output then holds the frames before it).
 rclpy and torch are imported only when the command runs, so ``register`` costs nothing.
+
+Many bags (``mp3d replay BAG... --out DIR [--workers N | --ray [ADDRESS]] [--overwrite]``): one
+output bag per input under DIR, replayed by worker processes or Ray actors that each load the
+model once, resumable, with a JSON manifest beside the outputs; :mod:`mp3d_ros.fleet` does it,
+calling :func:`replay` for every bag (this module hands it its functions: the fleet never
+imports this module, so the two stay free of import circles).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from mp3d.data import bags
+
+from mp3d_ros import fleet
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -61,8 +69,10 @@ class ReplayError(RuntimeError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The replay's options (shared by ``mp3d_replay`` and ``mp3d replay``)."""
-    parser.add_argument("in_bag", help="input rosbag2 folder (read only, never modified)")
-    parser.add_argument("out_bag", help="output rosbag2 folder to create (must not exist)")
+    parser.add_argument("bags", nargs="+", metavar="BAG",
+                        help="IN_BAG OUT_BAG: the input rosbag2 folder (read only, never "
+                        "modified) and the output folder to create (must not exist); with --out "
+                        "DIR: input bags, globs or text files of paths, one output each in DIR")
     parser.add_argument("--image-topic", help="sensor_msgs/Image or CompressedImage topic "
                         "(default: the bag's only image topic)")
     parser.add_argument("--camera-info-topic", default="auto",
@@ -83,6 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float,
                         help="person score threshold (default: the checkpoint's)")
     parser.add_argument("--max-people", type=int, help="default: the checkpoint's")
+    parser.add_argument("--input-size", type=int, help="long side of the network input, px "
+                        "(default: the parameters', else the checkpoint's)")
+    parser.add_argument("--refine-steps", type=int, help="3D-to-2D refinement steps (0: off; "
+                        "default: the parameters', else the checkpoint's)")
     parser.add_argument("--fx", type=float, help="fallback focal length in pixels, used when "
                         "there is no usable CameraInfo (default: a 60 deg hfov)")
     parser.add_argument("--fy", type=float, help="fallback fy (default: fx)")
@@ -94,6 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="stop at the first bad frame (default: skip and count it)")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    fleet.add_arguments(parser)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -159,7 +174,8 @@ def node_config(args: argparse.Namespace) -> Any:
         given = {"model": args.model, "device": args.device, "backend": args.backend,
                  "onnx": args.onnx, "fp16": args.fp16 or None, "cpu_threads": args.cpu_threads,
                  "peak_threshold": args.threshold,
-                 "max_people": args.max_people, "fallback_fx": args.fx, "fallback_fy": args.fy,
+                 "max_people": args.max_people, "input_size": args.input_size,
+                 "refine_steps": args.refine_steps, "fallback_fx": args.fx, "fallback_fy": args.fy,
                  "fallback_cx": args.cx, "fallback_cy": args.cy}
         values.update({k: v for k, v in given.items() if v is not None})
         if args.no_tracking:
@@ -174,6 +190,16 @@ def _canonical(store: Any, raw: bytes, msgtype: str) -> bytes:
     """The same message re-serialised by rosbags, which zeroes CDR alignment padding; rclpy's
     serialiser leaves whatever was in memory there, so equal messages would differ in bytes."""
     return bytes(store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype))
+
+
+def load_estimator(cfg: Any) -> Any:
+    """The Estimator of the node configuration ``cfg``; ReplayError when it cannot be loaded."""
+    from mp3d_ros.frame_pipeline import make_estimator
+
+    try:
+        return make_estimator(cfg)
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+        raise ReplayError(f"cannot load the model: {exc}") from exc
 
 
 class DepthIndex:
@@ -222,13 +248,16 @@ def _progress(total: int, enabled: bool) -> Any:
 # --------------------------------------------------------------------------- the replay
 
 
-def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) -> dict[str, Any]:
+def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace, *,
+           estimator: Any = None, progress: Any = None) -> dict[str, Any]:
     """Run the replay described by ``args`` (see :func:`add_arguments`); returns a summary.
     Raises ReplayError (or bags.BagError) before anything is written when the input is unusable,
-    and at the first bad frame with ``--strict``."""
+    and at the first bad frame with ``--strict``. ``estimator``: one already loaded for the same
+    options (the fleet's workers load it once for many bags); ``progress``: counts the images
+    instead of a tqdm bar (``update(n)``, ``close()``)."""
     from rclpy.serialization import serialize_message
 
-    from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, make_estimator, stamp_ns
+    from mp3d_ros.frame_pipeline import BadFrameError, FramePipeline, stamp_ns
 
     src, dst = Path(in_bag).resolve(), Path(out_bag).resolve()
     if dst == src or src in dst.parents:
@@ -243,10 +272,8 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     image_topic, info_topic = choose_topics(topics, args.image_topic, args.camera_info_topic)
     cfg = node_config(args)
     store = bags.default_typestore()
-    try:
-        estimator = make_estimator(cfg)
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
-        raise ReplayError(f"cannot load the model: {exc}") from exc
+    if estimator is None:
+        estimator = load_estimator(cfg)
 
     for note in estimator.notes:
         print(f"warning: {note}", file=sys.stderr)
@@ -257,7 +284,7 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
     pipeline = FramePipeline(estimator, cfg, image_topic, warn)
     depths = DepthIndex(src, cfg.depth_topic, cfg.depth_sync_tolerance_s, topics)
     tf_type = None
-    if cfg.publish_tf:
+    if cfg.publish_tf or cfg.hri:  # hri: the body frames too (its /humans topics are not written)
         from mp3d_ros.pose_node import require_tf2_msgs
 
         try:
@@ -281,10 +308,11 @@ def replay(in_bag: str | Path, out_bag: str | Path, args: argparse.Namespace) ->
         outputs = [(PEOPLE_TOPIC, PEOPLE_TYPE)]
         outputs += [(MARKERS_TOPIC, MARKERS_TYPE)] if cfg.markers.enabled else []
         outputs += [(DEBUG_TOPIC, DEBUG_TYPE)] if cfg.publish_debug_image else []
-        outputs += [(TF_TOPIC, TF_TYPE)] if cfg.publish_tf else []
+        outputs += [(TF_TOPIC, TF_TYPE)] if tf_type is not None else []
         for name, msgtype in outputs:
             writer.add_topic(name, msgtype, [bags.qos_dict()])
-        bar = _progress(topics[image_topic].message_count, not args.no_progress)
+        bar = progress if progress is not None else _progress(
+            topics[image_topic].message_count, not args.no_progress)
         try:
             for topic, msgtype, log_ns, raw in _messages(bags.read_raw(src, wanted)):
                 msg, problem = _deserialize(store, raw, msgtype)
@@ -345,11 +373,27 @@ def _messages(it: Iterator[tuple[str, str, int, bytes]]) -> Iterator[tuple[str, 
         raise ReplayError(f"reading the input bag failed: {exc}") from exc
 
 
-def run(args: argparse.Namespace) -> int:
-    """Replay ``args.in_bag`` into ``args.out_bag``; prints a JSON summary line (and a line
-    counting skipped frames on stderr), returns the exit status (2 with an ``error:`` line on
-    stderr when the bag cannot be replayed)."""
+def fleet_replayer() -> fleet.Replayer:
+    """What :mod:`mp3d_ros.fleet` calls of this module (handed in, never imported by it)."""
+    if __name__ == "__main__":  # `python -m mp3d_ros.replay`: workers need importable names
+        import importlib
 
+        return importlib.import_module("mp3d_ros.replay").fleet_replayer()
+    return fleet.Replayer(config=node_config, load=load_estimator, replay=replay,
+                          choose_topics=choose_topics, input_errors=(ReplayError, bags.BagError))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay ``IN_BAG`` into ``OUT_BAG``; prints a JSON summary line (and a line counting skipped
+    frames on stderr), returns the exit status (2 with an ``error:`` line on stderr when the bag
+    cannot be replayed). With ``--out DIR``: many bags, by :func:`mp3d_ros.fleet.run`."""
+    if args.out is not None:
+        return fleet.run(args, fleet_replayer())
+    if len(args.bags) != 2 or fleet.uses_fleet_options(args):
+        print("error: give IN_BAG OUT_BAG, or input bags with --out DIR (needed by --workers, "
+              "--ray, --overwrite and --retries)", file=sys.stderr)
+        return EXIT_ERROR
+    args.in_bag, args.out_bag = args.bags
     try:
         summary = replay(args.in_bag, args.out_bag, args)
     except (ReplayError, bags.BagError) as exc:
