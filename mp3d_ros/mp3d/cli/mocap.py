@@ -8,16 +8,17 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "mocap", help="BVH files/folders -> cached 17-joint pose dataset (.npz)",
+        "mocap", help="motion capture files/folders -> cached 17-joint pose dataset (.npz)",
         description="Retarget BVH motion capture to the 17 MuPoTS joints (metres, mocap world "
                     "frame, Y up) and save them with per-file ranges. Re-running with the same "
                     "inputs and options skips the work.")
     p.add_argument("inputs", nargs="+", metavar="BVH_OR_DIR",
-                   help="BVH files, DeepMimic clips (humanoid3d_*.txt) or folders of them")
+                   help="BVH files, DeepMimic clips (humanoid3d_*.txt), joint-position clips "
+                        "(*_joint_positions*.npy, holosoma) or folders of them")
     p.add_argument("--out", required=True, metavar="FILE.npz", help="output dataset")
     p.add_argument("--mapping", default=None, metavar="NAME_OR_FILE",
-                   help="lafan1, cmu, mixamo, or a JSON/YAML mapping file (default: auto-detect "
-                        "per file); BVH only, DeepMimic clips have a fixed skeleton")
+                   help="lafan1, cmu, mixamo, mocapbank, or a JSON/YAML mapping file (default: "
+                        "auto-detect per file); BVH only, the other clips have a fixed skeleton")
     p.add_argument("--fps", type=float, default=None,
                    help="resample to this rate, nearest frame (default: each file's own rate)")
     p.add_argument("--stride", type=int, default=1, help="then keep every N-th frame")
