@@ -213,4 +213,4 @@ def test_one_export_takes_every_aspect(exports):
     rgb[100:560, 140:220] = 220
     a, b = Estimator(STUDENT), Estimator(STUDENT, onnx=exports["b1"])
     assert _map_diff(a, b, [rgb]) < MAP_TOL
-    assert a.preprocess(rgb)[0].shape == (640, 384, 3)  # 640x360 at the default 640: 384 = 360 rounded up to 32
+    assert a.preprocess(rgb)[0].shape == (640, 384, 3)  # 360 rounded up to 32
