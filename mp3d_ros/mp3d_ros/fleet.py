@@ -211,24 +211,9 @@ def output_files(dst: Path) -> dict[str, int]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Replace ``path`` by ``data`` as JSON: write a temporary file, fsync, rename, fsync the
-    folder. A reader (or a crash) sees the old file or the new one, never a mix."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=1, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Replace ``path`` by ``data`` as JSON, atomically (:func:`bags.write_text_atomic`)."""
+    bags.write_text_atomic(path, json.dumps(data, indent=1, default=str) + "\n",
+                           path.with_name(f".{path.name}.{os.getpid()}.tmp"))
 
 
 class Manifest:
@@ -999,7 +984,7 @@ def _install(job: BagJob, manifest: Manifest, run_id: str, result: dict[str, Any
     if job.dst.exists():
         os.rename(job.dst, trash)
     os.rename(job.partial, job.dst)
-    _fsync_dir(job.dst.parent)
+    bags.fsync_dir(job.dst.parent)
     summary = dict(result["summary"])
     summary["in_bag"], summary["out_bag"] = str(job.src), str(job.dst)
     rec = manifest.bags[job.name]

@@ -59,7 +59,7 @@ from mp3d.data.bags.types import (
     ensure_types,
     qos_dict,
 )
-from mp3d.data.bags.writer import BagWriter
+from mp3d.data.bags.writer import BagWriter, fsync_dir, write_text_atomic
 
 __all__ = [
     "BagError",
@@ -72,8 +72,10 @@ __all__ = [
     "check_bag_closed",
     "default_typestore",
     "ensure_types",
+    "fsync_dir",
     "qos_dict",
     "read_messages",
     "read_raw",
     "recover_bag",
+    "write_text_atomic",
 ]

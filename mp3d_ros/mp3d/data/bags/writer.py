@@ -129,17 +129,28 @@ def _bag_info(splits: Sequence[_SplitInfo], topics: Iterable[_Topic],
 
 def _write_metadata(folder: Path, info: Mapping[str, Any]) -> None:
     """Replace ``folder/metadata.yaml`` atomically (write, fsync, rename)."""
-    tmp = folder / "metadata.yaml.tmp"
+    text = yaml.safe_dump({"rosbag2_bagfile_information": dict(info)}, sort_keys=False)
+    write_text_atomic(folder / "metadata.yaml", text, folder / "metadata.yaml.tmp")
+
+
+def write_text_atomic(path: Path, text: str, tmp: Path) -> None:
+    """Replace ``path`` by ``text``: write ``tmp``, fsync, rename, fsync the folder. A reader (or
+    a crash) sees the old file or the new one, never a mix."""
     with tmp.open("w") as f:
-        yaml.safe_dump({"rosbag2_bagfile_information": dict(info)}, f, sort_keys=False)
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, folder / "metadata.yaml")
-    dir_fd = os.open(folder, os.O_RDONLY)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new file in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
 
 
 class BagWriter:
